@@ -1,0 +1,29 @@
+# keel: two commands do all set-up.  `make demo` runs the pipeline, `make test` runs the tests.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.keel-installed
+
+.PHONY: demo test venv corpus clean bench
+
+$(STAMP): pyproject.toml infra/constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU torch first, in its own call, unless a CUDA torch is already present
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c infra/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+corpus: venv
+	$(BIN)/keel corpus
+
+demo: venv
+	$(BIN)/keel run --recipe infra/recipes/demo.toml
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf .keel

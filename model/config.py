@@ -1,0 +1,300 @@
+"""Typed recipe configuration: one dataclass per pipeline section, loaded from TOML, overridable, hashable.
+
+A recipe (infra/recipes/*.toml) has one table per section below. `load_recipe(path, overrides)` returns a
+validated `Recipe`; `Recipe.section_dict(name)` and `stable_hash(...)` feed the content-addressed stage paths.
+This module is pure Python (no torch, no mlflow) so every layer may import it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+
+@dataclass
+class RunConfig:
+    name: str = "keel"
+    """Run family name; used as the MLflow experiment name."""
+    output_root: str = ".keel/runs"
+    """Where stage outputs live: a local folder or an fsspec URI such as s3://bucket/prefix."""
+    tracking_uri: str = ""
+    """MLflow tracking URI; empty means sqlite under .keel/ (or KEEL_TRACKING_URI / a running `keel up`)."""
+    registered_model: str = "keel-model"
+    """Name of the model in the MLflow registry."""
+    seed: int = 1234
+    """Seed for every random choice (sampling, initialisation, data order)."""
+
+
+@dataclass
+class SourcesConfig:
+    ids: list[str] = field(default_factory=list)
+    """Source ids to ingest; each needs data_contracts/sources/<id>.toml."""
+    manifests: str = "data_contracts/sources"
+    """Folder of source manifests."""
+    data_root: str = ".keel/corpus"
+    """Base for relative data URIs in manifests; relative URIs may not escape it."""
+    max_doc_bytes: int = 5_000_000
+    """Documents larger than this are quarantined at ingest (reason 'oversized')."""
+
+
+@dataclass
+class LegalConfig:
+    policy: str = "data_contracts/policy.toml"
+    """Licence allow-list, blocklists and opt-outs."""
+    intended_use: str = "commercial"
+    """Which allow-list category set applies: 'commercial' or 'research'."""
+
+
+@dataclass
+class DaskConfig:
+    address: str = ""
+    """Scheduler address (tcp://host:port) of an existing cluster; empty starts a LocalCluster."""
+    n_workers: int = 2
+    """Workers of the LocalCluster (one thread each)."""
+    memory_limit: str = "4GiB"
+    """Per-worker memory limit of the LocalCluster."""
+    partition_rows: int = 20_000
+    """Target documents per partition when reading raw data."""
+
+
+@dataclass
+class CurateConfig:
+    min_words: int = 20
+    """Documents with fewer words are rejected (Gopher: 50; shorter for structured sources)."""
+    max_words: int = 100_000
+    """Documents with more words are rejected (Gopher)."""
+    min_avg_word_length: float = 3.0
+    """Gopher quality: mean word length lower bound."""
+    max_avg_word_length: float = 10.0
+    """Gopher quality: mean word length upper bound."""
+    max_symbol_word_ratio: float = 0.1
+    """Gopher quality: '#' and '...' per word."""
+    min_alpha_word_fraction: float = 0.8
+    """Gopher quality: fraction of words containing an alphabetic character."""
+    max_duplicate_line_fraction: float = 0.3
+    """Gopher repetition: fraction of lines that duplicate an earlier line."""
+    exact_dedup: bool = True
+    """Drop documents whose normalised text equals an earlier one (keeps the smallest doc_id)."""
+
+
+@dataclass
+class ContractsConfig:
+    expectations: str = "data_contracts/expectations"
+    """Folder of Great Expectations suites (raw.json, curated.json, tokenized.json)."""
+
+
+@dataclass
+class TokenizeConfig:
+    vocab_size: int = 8192
+    """Byte-level BPE vocabulary size (including special tokens)."""
+    tokenizer_path: str = ""
+    """Load this tokenizer.json instead of training one."""
+    sample_bytes: int = 20_000_000
+    """At most this much curated text (sampled deterministically) trains the tokenizer."""
+    valid_per_mille: int = 20
+    """Documents whose hash falls in the first N per mille go to the valid split."""
+    test_per_mille: int = 20
+    """The next N per mille go to the test split."""
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "tiny"
+    """Named size (model/presets.py): tiny, 125m, 350m, 1.3b."""
+    num_layers: int = 0
+    """Override the preset's layer count (0 keeps the preset)."""
+    hidden_size: int = 0
+    """Override the preset's hidden size (0 keeps the preset)."""
+    num_attention_heads: int = 0
+    """Override the preset's head count (0 keeps the preset)."""
+    seq_length: int = 128
+    """Training sequence length in tokens."""
+
+
+@dataclass
+class TrainConfig:
+    nproc: int = 1
+    """Processes started by torchrun (= TP * PP * DP)."""
+    tensor_parallel: int = 1
+    """Tensor-parallel degree."""
+    pipeline_parallel: int = 1
+    """Pipeline-parallel degree."""
+    steps: int = 20
+    """Optimizer steps."""
+    micro_batch_size: int = 4
+    """Sequences per micro-batch per data-parallel rank."""
+    global_batch_size: int = 8
+    """Sequences per optimizer step across data-parallel ranks."""
+    lr: float = 3e-3
+    """Peak learning rate."""
+    min_lr: float = 3e-4
+    """Learning rate at the end of cosine decay."""
+    warmup_steps: int = 5
+    """Linear warm-up steps (re-warm-up when continuing from a checkpoint)."""
+    weight_decay: float = 0.1
+    """AdamW weight decay."""
+    clip_grad: float = 1.0
+    """Gradient-norm clipping threshold."""
+    save_interval: int = 0
+    """Checkpoint every N steps (0: only at the end)."""
+    mix: dict[str, float] = field(default_factory=lambda: {"general": 1.0})
+    """Blend weights by domain (e.g. {cybersecurity = 0.5, general = 0.5})."""
+    timeout_s: int = 3600
+    """Kill the training job after this many seconds."""
+
+
+@dataclass
+class EvaluateConfig:
+    max_sequences: int = 64
+    """Held-out sequences per split for perplexity."""
+    min_domain_improvement: float = 0.0
+    """Gate: specialized domain ppl must be at least this fraction below the base model's."""
+    max_general_regression: float = 0.5
+    """Gate: specialized general ppl may be at most this fraction above the base model's."""
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunConfig,
+    "sources": SourcesConfig,
+    "legal": LegalConfig,
+    "dask": DaskConfig,
+    "curate": CurateConfig,
+    "contracts": ContractsConfig,
+    "tokenize": TokenizeConfig,
+    "model": ModelConfig,
+    "pretrain": TrainConfig,
+    "specialize": TrainConfig,
+    "evaluate": EvaluateConfig,
+}
+
+
+@dataclass
+class Recipe:
+    run: RunConfig
+    sources: SourcesConfig
+    legal: LegalConfig
+    dask: DaskConfig
+    curate: CurateConfig
+    contracts: ContractsConfig
+    tokenize: TokenizeConfig
+    model: ModelConfig
+    pretrain: TrainConfig
+    specialize: TrainConfig
+    evaluate: EvaluateConfig
+    path: str = ""
+
+    def section_dict(self, name: str) -> dict[str, Any]:
+        return dataclasses.asdict(getattr(self, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: self.section_dict(name) for name in SECTIONS}
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    origin = get_origin(typ)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        (inner,) = get_args(typ)
+        return [_coerce(v, inner, where) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a table, got {value!r}")
+        _, inner = get_args(typ)
+        return {str(k): _coerce(v, inner, f"{where}.{k}") for k, v in value.items()}
+    if typ is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if typ in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        try:
+            out = typ(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: expected {typ.__name__}, got {value!r}") from None
+        if typ is int and isinstance(value, float) and value != out:
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return out
+    if typ is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build_section(name: str, raw: dict[str, Any]):
+    cls = SECTIONS[name]
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"recipe [{name}]: unknown key(s) {unknown}; known: {sorted(known)}")
+    return cls(**{k: _coerce(v, hints[k], f"[{name}].{k}") for k, v in raw.items()})
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ValueError(f"override {text!r}: expected section.key=value, e.g. pretrain.steps=10")
+    dotted, value = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:  # TOML value syntax first (numbers, booleans, arrays, inline tables), else a bare string
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return section, key, parsed
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load a recipe TOML, apply `section.key=value` overrides and validate every field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"recipe {path} not found; pass --recipe infra/recipes/demo.toml or another recipe file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"recipe {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"recipe {path}: unknown section(s) {unknown}; known: {sorted(SECTIONS)}")
+    for text in overrides:
+        section, key, value = _parse_override(text)
+        if section not in SECTIONS:
+            raise ValueError(f"override {text!r}: unknown section {section!r}; known: {sorted(SECTIONS)}")
+        target = raw.setdefault(section, {})
+        *parents, leaf = key.split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[leaf] = value
+    recipe = Recipe(**{name: _build_section(name, raw.get(name, {})) for name in SECTIONS}, path=str(path))
+    validate(recipe)
+    return recipe
+
+
+def validate(recipe: Recipe) -> None:
+    if not recipe.sources.ids:
+        raise ValueError("recipe [sources].ids is empty: name at least one source from data_contracts/sources/")
+    for name in ("pretrain", "specialize"):
+        t: TrainConfig = getattr(recipe, name)
+        if t.nproc % (t.tensor_parallel * t.pipeline_parallel):
+            raise ValueError(f"[{name}] nproc={t.nproc} must be a multiple of tensor_parallel*pipeline_parallel")
+        dp = t.nproc // (t.tensor_parallel * t.pipeline_parallel)
+        if t.global_batch_size % (t.micro_batch_size * dp):
+            raise ValueError(f"[{name}] global_batch_size must be a multiple of micro_batch_size * data-parallel size ({dp})")
+        if not t.mix or any(w < 0 for w in t.mix.values()) or sum(t.mix.values()) <= 0:
+            raise ValueError(f"[{name}].mix needs non-negative weights with a positive sum, e.g. {{general = 1.0}}")
+    tk = recipe.tokenize
+    if tk.valid_per_mille + tk.test_per_mille >= 1000:
+        raise ValueError("[tokenize] valid_per_mille + test_per_mille must be below 1000")
+
+
+def stable_hash(*parts: Any, length: int = 16) -> str:
+    """Hash of JSON-serialisable parts, independent of dict order."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]

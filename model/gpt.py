@@ -1,0 +1,116 @@
+"""Build a megatron-core GPTModel from a ModelSpec, and the distributed set-up shared by train and evaluate."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from model.presets import ModelSpec
+
+
+def init_distributed(tp: int, pp: int, seed: int) -> str:
+    """Initialise torch.distributed (gloo on CPU, nccl on GPU) and megatron parallel state; returns the device."""
+    from megatron.core import parallel_state
+    from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
+
+    use_cuda = torch.cuda.is_available()
+    if not use_cuda:
+        from model import cpu_compat
+
+        cpu_compat.enable()
+    if "RANK" not in os.environ:  # single process without torchrun
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+    parallel_state.destroy_model_parallel()
+    parallel_state.initialize_model_parallel(tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp)
+    torch.manual_seed(seed)
+    model_parallel_cuda_manual_seed(seed)
+    return "cuda" if use_cuda else "cpu"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def transformer_config(spec: ModelSpec, bf16: bool = False):
+    from megatron.core.transformer.transformer_config import TransformerConfig
+
+    pp = _pp_size()
+    return TransformerConfig(
+        num_layers=spec.num_layers,
+        hidden_size=spec.hidden_size,
+        ffn_hidden_size=spec.ffn,
+        num_attention_heads=spec.num_attention_heads,
+        normalization=spec.normalization,
+        gated_linear_unit=spec.swiglu,
+        activation_func=torch.nn.functional.silu if spec.swiglu else torch.nn.functional.gelu,
+        num_moe_experts=spec.num_experts or None,
+        add_bias_linear=not spec.num_experts,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        layernorm_epsilon=1e-5,
+        init_method_std=0.02,
+        use_cpu_initialization=not torch.cuda.is_available(),
+        pipeline_dtype=torch.bfloat16 if bf16 else torch.float32,
+        bf16=bf16,
+        params_dtype=torch.bfloat16 if bf16 else torch.float32,
+        tensor_model_parallel_size=_tp_size(),
+        pipeline_model_parallel_size=pp,
+        batch_p2p_comm=torch.cuda.is_available(),  # gloo + batched p2p gives wrong numbers (stack notes)
+    )
+
+
+def _tp_size() -> int:
+    from megatron.core import parallel_state
+
+    return parallel_state.get_tensor_model_parallel_world_size()
+
+
+def _pp_size() -> int:
+    from megatron.core import parallel_state
+
+    return parallel_state.get_pipeline_model_parallel_world_size()
+
+
+def layer_spec(spec: ModelSpec):
+    """Transformer Engine spec on GPU when TE is installed, the local (pure torch) spec otherwise."""
+    from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+
+    if torch.cuda.is_available():
+        try:
+            import transformer_engine  # noqa: F401
+            from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_with_transformer_engine_spec
+
+            return get_gpt_layer_with_transformer_engine_spec(num_experts=spec.num_experts or None)
+        except ImportError:
+            pass
+    return get_gpt_layer_local_spec(num_experts=spec.num_experts or None, normalization=spec.normalization)
+
+
+def build_model(spec: ModelSpec, bf16: bool = False):
+    """The GPTModel chunk for this pipeline stage."""
+    from megatron.core import parallel_state
+    from megatron.core.models.gpt.gpt_model import GPTModel
+
+    config = transformer_config(spec, bf16)
+    model = GPTModel(
+        config=config,
+        transformer_layer_spec=layer_spec(spec),
+        vocab_size=spec.vocab_size,
+        max_sequence_length=spec.seq_length,
+        pre_process=parallel_state.is_pipeline_first_stage(),
+        post_process=parallel_state.is_pipeline_last_stage(),
+        share_embeddings_and_output_weights=spec.tie_embeddings,
+        position_embedding_type=spec.position_embedding,
+    )
+    if torch.cuda.is_available():
+        model.cuda(torch.cuda.current_device())
+    return model

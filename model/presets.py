@@ -1,0 +1,76 @@
+"""Model size presets and the typed architecture spec that training, export and serving share.
+
+`ModelSpec` is *what* the network is (sizes and options); how it is sharded (TP/PP/DP) lives in the training
+config. Presets follow GPT-3 paper sizes (125M, 350M, 1.3B) plus a CPU-sized `tiny`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    seq_length: int = 128
+    vocab_size: int = 0
+    """Padded vocabulary size (set from the tokenizer at training time)."""
+    ffn_hidden_size: int = 0
+    """0 means 4 * hidden_size."""
+    position_embedding: str = "learned_absolute"
+    """'learned_absolute' (GPT-2 style) or 'rope'."""
+    normalization: str = "LayerNorm"
+    """'LayerNorm' or 'RMSNorm'."""
+    swiglu: bool = False
+    """Gated SiLU MLP instead of GeLU."""
+    tie_embeddings: bool = True
+    """Share input embedding and output layer weights."""
+    num_experts: int = 0
+    """Mixture-of-experts layers with this many experts (0: dense)."""
+
+    @property
+    def ffn(self) -> int:
+        return self.ffn_hidden_size or 4 * self.hidden_size
+
+    def num_params(self) -> int:
+        """Parameter count (embeddings included, biases and norms included)."""
+        h, L, v = self.hidden_size, self.num_layers, self.vocab_size
+        mlp_in = self.ffn * (2 if self.swiglu else 1)
+        experts = max(self.num_experts, 1)
+        per_layer = 4 * h * h + 4 * h + experts * (h * mlp_in + mlp_in + self.ffn * h + h) + 4 * h
+        emb = v * h + (self.seq_length * h if self.position_embedding == "learned_absolute" else 0)
+        out = 0 if self.tie_embeddings else v * h
+        return L * per_layer + emb + out + 2 * h
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token: 6N plus attention (Megatron-LM/PaLM accounting)."""
+        return 6.0 * self.num_params() + 12.0 * self.num_layers * self.hidden_size * self.seq_length
+
+
+PRESETS: dict[str, ModelSpec] = {
+    "tiny": ModelSpec(num_layers=2, hidden_size=64, num_attention_heads=4),
+    "small": ModelSpec(num_layers=4, hidden_size=128, num_attention_heads=4),
+    "125m": ModelSpec(num_layers=12, hidden_size=768, num_attention_heads=12, seq_length=2048),
+    "350m": ModelSpec(num_layers=24, hidden_size=1024, num_attention_heads=16, seq_length=2048),
+    "1.3b": ModelSpec(num_layers=24, hidden_size=2048, num_attention_heads=16, seq_length=2048),
+}
+
+
+def resolve_spec(model_section: dict, vocab_size: int) -> ModelSpec:
+    """Preset plus recipe overrides (zero/empty means 'keep the preset')."""
+    preset = model_section.get("preset", "tiny")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of {sorted(PRESETS)}")
+    spec = PRESETS[preset]
+    changes = {k: v for k, v in model_section.items() if k != "preset" and v not in (0, "", None) and hasattr(spec, k)}
+    spec = dataclasses.replace(spec, **changes, vocab_size=pad_vocab(vocab_size))
+    if spec.hidden_size % spec.num_attention_heads:
+        raise ValueError(f"hidden_size {spec.hidden_size} must be divisible by num_attention_heads {spec.num_attention_heads}")
+    return spec
+
+
+def pad_vocab(vocab_size: int, multiple: int = 128) -> int:
+    """Pad the vocabulary so it divides evenly across tensor-parallel ranks (Megatron pads to 128 * TP)."""
+    return ((vocab_size + multiple - 1) // multiple) * multiple

@@ -1,0 +1,169 @@
+"""Training entry point: `torchrun --nproc_per_node=N -m model.train --config run.json`.
+
+Real megatron-core path: parallel_state (TP/PP/DP), GPTModel, megatron DDP + optimizer, cosine LR schedule with
+warm-up, gradient clipping, the pipeline schedule from `get_forward_backward_func`, the blended GPT dataset,
+and dist_checkpointing with automatic resume. gloo + a CPU compatibility layer on CPU, NCCL on GPU.
+
+The JSON config (written by tasks/train.py) holds: spec (ModelSpec fields), train (TrainConfig fields), seed,
+data {prefixes, weights}, eod, tokenizer_vocab, out_dir, init_from, metrics_path, result_path.
+Rank 0 appends one JSON line per step to metrics_path and writes result_path at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from model import checkpoint
+from model.data import ShardTokenizer, build_blended, realized_mix
+from model.gpt import build_model, init_distributed
+from model.presets import ModelSpec
+
+
+def _batches(dataset, step: int, gbs: int, mbs: int, dp_rank: int, dp_size: int, device: str):
+    """Micro-batches of optimizer step `step` for this data-parallel rank (deterministic: resumable)."""
+    per_rank = gbs // dp_size
+    start = step * gbs + dp_rank * per_rank
+    for m in range(0, per_rank, mbs):
+        items = [dataset[i] for i in range(start + m, start + m + mbs)]
+        yield {k: torch.stack([it[k] for it in items]).to(device) for k in ("tokens", "labels", "loss_mask", "position_ids")}
+
+
+def _forward_step(data_iterator, model):
+    batch = next(data_iterator)
+    output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
+
+    def loss_func(loss_mask, output_tensor):
+        mask = loss_mask.view(-1).float()
+        loss = torch.sum(output_tensor.view(-1).float() * mask) / mask.sum()
+        return loss, {"lm loss": loss.detach().clone()}
+
+    return output, partial(loss_func, batch["loss_mask"])
+
+
+def _reduce_loss(losses: list[dict], device: str) -> float:
+    """Mean 'lm loss' over micro-batches and data-parallel ranks, made visible on global rank 0."""
+    from megatron.core import parallel_state as ps
+
+    value = torch.zeros(1, device=device)
+    if ps.is_pipeline_last_stage() and losses:
+        value[0] = torch.stack([d["lm loss"] for d in losses]).mean()
+        torch.distributed.all_reduce(value, group=ps.get_data_parallel_group())
+        value /= ps.get_data_parallel_world_size()
+    if ps.get_pipeline_model_parallel_world_size() > 1:
+        torch.distributed.broadcast(value, src=ps.get_pipeline_model_parallel_last_rank(),
+                                    group=ps.get_pipeline_model_parallel_group())
+    return float(value.item())
+
+
+def _peak_flops() -> float | None:
+    """Dense bf16 peak of the accelerator (KEEL_PEAK_TFLOPS overrides); None on CPU."""
+    if os.environ.get("KEEL_PEAK_TFLOPS"):
+        return float(os.environ["KEEL_PEAK_TFLOPS"]) * 1e12
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    for key, tflops in (("H200", 989.0), ("H100", 989.0), ("A100", 312.0)):
+        if key in name:
+            return tflops * 1e12
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args(argv)
+    cfg = json.loads(Path(args.config).read_text())
+    t = cfg["train"]
+    spec = ModelSpec(**cfg["spec"])
+    device = init_distributed(t["tensor_parallel"], t["pipeline_parallel"], cfg["seed"])
+
+    from megatron.core import parallel_state as ps
+    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
+    from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
+    from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+    from megatron.core.pipeline_parallel import get_forward_backward_func
+
+    bf16 = bool(cfg.get("bf16")) and device == "cuda"
+    model = build_model(spec, bf16=bf16)
+    ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
+    optimizer = get_megatron_optimizer(
+        OptimizerConfig(optimizer="adam", lr=t["lr"], min_lr=t["min_lr"], weight_decay=t["weight_decay"],
+                        adam_beta1=0.9, adam_beta2=0.95, clip_grad=t["clip_grad"], bf16=bf16,
+                        params_dtype=torch.bfloat16 if bf16 else torch.float32),
+        [ddp])
+    steps = t["steps"]
+    scheduler = OptimizerParamScheduler(
+        optimizer, init_lr=0.0, max_lr=t["lr"], min_lr=t["min_lr"], lr_warmup_steps=t["warmup_steps"],
+        lr_decay_steps=steps, lr_decay_style="cosine", start_wd=t["weight_decay"], end_wd=t["weight_decay"],
+        wd_incr_steps=steps, wd_incr_style="constant")
+
+    out_dir = Path(cfg["out_dir"])
+    start = 0
+    resumed = checkpoint.latest_step(out_dir)
+    if resumed is not None:
+        start = checkpoint.load(checkpoint.step_dir(out_dir, resumed), ddp, optimizer, scheduler)["step"]
+    elif cfg.get("init_from"):
+        checkpoint.load(cfg["init_from"], ddp)  # weights only: fresh optimizer, LR re-warm-up
+
+    gbs, mbs = t["global_batch_size"], t["micro_batch_size"]
+    dp_size, dp_rank = ps.get_data_parallel_world_size(), ps.get_data_parallel_rank()
+    prefixes, weights = cfg["data"]["prefixes"], cfg["data"]["weights"]
+    tokenizer = ShardTokenizer(cfg["tokenizer_vocab"], cfg["eod"], cfg["data"].get("identity", "keel"))
+    dataset = build_blended(prefixes, weights, steps * gbs, spec.seq_length, tokenizer, cfg["seed"],
+                            str(out_dir / "data_cache"))
+    rank0 = torch.distributed.get_rank() == 0
+    metrics = open(cfg["metrics_path"], "a") if rank0 else None
+    forward_backward = get_forward_backward_func()
+    peak = _peak_flops()
+    world = torch.distributed.get_world_size()
+    tokens_per_step = gbs * spec.seq_length
+    loss = float("nan")
+    for step in range(start, steps):
+        t0 = time.perf_counter()
+        ddp.zero_grad_buffer()
+        optimizer.zero_grad()
+        losses = forward_backward(
+            forward_step_func=_forward_step,
+            data_iterator=_batches(dataset, step, gbs, mbs, dp_rank, dp_size, device),
+            model=ddp, num_microbatches=gbs // (mbs * dp_size), seq_length=spec.seq_length,
+            micro_batch_size=mbs, decoder_seq_length=spec.seq_length, forward_only=False)
+        ok, grad_norm, _ = optimizer.step()
+        scheduler.step(increment=1)
+        loss = _reduce_loss(losses, device)
+        dt = time.perf_counter() - t0
+        if rank0:
+            tps = tokens_per_step / dt
+            rec = {"step": step + 1, "loss": loss, "lr": scheduler.get_lr(optimizer.param_groups[0]),
+                   "grad_norm": float(grad_norm) if grad_norm is not None else None, "tokens_per_s": tps,
+                   "step_time_s": dt, "skipped": not ok,
+                   "tflops_per_gpu": tps * spec.flops_per_token() / world / 1e12}
+            if peak:
+                rec["mfu"] = rec["tflops_per_gpu"] * 1e12 / peak
+            if device == "cuda":
+                rec["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            metrics.write(json.dumps(rec) + "\n")
+            metrics.flush()
+        done = step + 1
+        if (t["save_interval"] and done % t["save_interval"] == 0) or done == steps:
+            checkpoint.save(out_dir, done, ddp, optimizer, scheduler, {"consumed_samples": done * gbs})
+
+    mix = realized_mix(dataset, prefixes, steps * gbs)
+    if rank0:
+        result = {"final_loss": loss, "steps": steps, "checkpoint": str(checkpoint.step_dir(out_dir, steps)),
+                  "samples_per_prefix": mix, "tokens_per_sample": spec.seq_length + 1,
+                  "num_params": spec.num_params(), "resumed_from": resumed, "world_size": world}
+        Path(cfg["result_path"]).write_text(json.dumps(result, indent=1))
+        metrics.close()
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
