@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     start = 0
     resumed = checkpoint.latest_step(out_dir)
     if resumed is not None:
-        start = checkpoint.load(checkpoint.step_dir(out_dir, resumed), ddp, optimizer, scheduler)["step"]
+        start = checkpoint.load(checkpoint.step_dir(out_dir, resumed), model, optimizer, scheduler)["step"]
     elif cfg.get("init_from"):
-        checkpoint.load(cfg["init_from"], ddp)  # weights only: fresh optimizer, LR re-warm-up
+        checkpoint.load(cfg["init_from"], model)  # weights only: fresh optimizer, LR re-warm-up
 
     gbs, mbs = t["global_batch_size"], t["micro_batch_size"]
     dp_size, dp_rank = ps.get_data_parallel_world_size(), ps.get_data_parallel_rank()
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             metrics.flush()
         done = step + 1
         if (t["save_interval"] and done % t["save_interval"] == 0) or done == steps:
-            checkpoint.save(out_dir, done, ddp, optimizer, scheduler, {"consumed_samples": done * gbs})
+            checkpoint.save(out_dir, done, model, optimizer, scheduler, {"consumed_samples": done * gbs})
 
     mix = realized_mix(dataset, prefixes, steps * gbs)
     if rank0:

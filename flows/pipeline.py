@@ -1,0 +1,105 @@
+"""The keel pipeline: the parent Prefect flow. It reads like the pipeline and holds no business logic.
+
+legal gate -> ingest -> curate (Dask) -> contract (GX) -> tokenize -> pretrain -> specialize -> evaluate -> register
+"""
+from __future__ import annotations
+
+import time
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows import stages
+from flows.context import RunContext
+from model.config import load_recipe
+from tasks import register as reg
+from tasks.cluster import Cluster
+from tasks.contracts import report_markdown
+from tasks.tracking import Tracker, default_tracking_uri
+
+
+@task(name="register", cache_policy=NO_CACHE)
+def register(ctx: RunContext, sources: list, evaluation: dict) -> dict:
+    r = ctx.recipe
+    t = ctx.tracker
+    name = r.run.registered_model
+    key = ctx.hashes["evaluate"]
+    with t.stage("register", tags={"keel.stage_hash": key}):
+        version = t.find_version(name, "keel.register_hash", key)
+        status = "cached"
+        if version is None:
+            info = t.log_pyfunc_model(reg.serving_code_path(), {"hf": evaluation["hf_dir"], "tokenizer": evaluation["tokenizer"]},
+                                      name="model", registered=name, pip_requirements=reg.pip_requirements())
+            version, status = info["version"], "completed"
+            prov = [p for p in ctx.summaries["legal"]["approved"]]
+            tags = reg.lineage_tags(ctx.hashes, prov, evaluation, str(flow_run.get_id()), t.run_id, ctx.counts, True)
+            t.tag_version(name, version, {**tags, "keel.register_hash": key}, reg.description(prov, evaluation))
+            t.set_alias(name, "candidate", version)
+            if evaluation["gate"]["promote"]:
+                t.set_alias(name, "champion", version)
+        t.set_tags({"keel.status": status, "keel.model_version": version})
+    ctx.status["register"] = status
+    ctx.hashes["register"] = key
+    return {"name": name, "version": str(version), "aliases": t.aliases(name, version)}
+
+
+def _artifacts(ctx: RunContext) -> None:
+    """Prefect artifacts are created in the flow body so cached stages still publish them."""
+    cur = ctx.summaries.get("curate")
+    if cur:
+        create_table_artifact(key="curation-funnel", description="Documents per curation step",
+                              table=[{"step": s["step"], "in": s["in"], "kept": s["kept"],
+                                      "rejected": sum(s["rejected"].values()),
+                                      "top_reasons": ", ".join(f"{k}={v}" for k, v in sorted(s["rejected"].items(), key=lambda x: -x[1])[:3])}
+                                     for s in cur["funnel"]])
+    con = ctx.summaries.get("contract_curated")
+    if con:
+        create_markdown_artifact(key="contract-curated", markdown=report_markdown(con["report"]))
+
+
+@flow(name="keel-pipeline", log_prints=True, validate_parameters=False)
+def keel_pipeline(recipe_path: str, overrides: list[str] | None = None) -> dict:
+    logger = get_run_logger()
+    t0 = time.perf_counter()
+    recipe = load_recipe(recipe_path, overrides or [])
+    tracker = Tracker(recipe.run.tracking_uri or default_tracking_uri(), recipe.run.name, run_name=recipe.run.name,
+                      tags={"keel.recipe": recipe_path, "keel.prefect_flow_run_id": str(flow_run.get_id())})
+    cluster = Cluster(recipe.dask.address, recipe.dask.n_workers, recipe.dask.memory_limit)
+    ctx = RunContext(recipe, tracker, cluster, logger)
+    try:
+        tracker.log_params({"recipe": recipe.to_dict()})
+        tracker.log_dict(recipe.to_dict(), "recipe.json")
+        sources = stages.legal_gate(ctx)
+        ingested = stages.ingest(ctx, sources)
+        curated = stages.curate(ctx, ingested)
+        stages.contract_curated(ctx, curated)
+        tokenized = stages.tokenize(ctx, curated, sources)
+        base = stages.pretrain(ctx, tokenized)
+        special = stages.specialize(ctx, tokenized, base)
+        domain = _specialization_domain(recipe)
+        evaluation = stages.evaluate(ctx, tokenized, base, special, domain)
+        model = register(ctx, sources, evaluation)
+        _artifacts(ctx)
+        tracker.set_tags({"keel.model_version": model["version"], "keel.status": "completed"})
+        tracker.end("FINISHED")
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    finally:
+        cluster.close()
+    return {"tracking_uri": tracker.tracking_uri, "registered_model": model["name"], "version": model["version"],
+            "aliases": model["aliases"], "flow_run_id": str(flow_run.get_id()), "mlflow_run_id": tracker.run_id,
+            "output_root": ctx.root, "stage_hashes": ctx.hashes, "stage_status": ctx.status, "counts": ctx.counts,
+            "realized_mix": special["result"]["realized_mix"]["domain_share"],
+            "gate": evaluation["gate"], "timings_s": {k: round(v, 2) for k, v in ctx.timings.items()},
+            "elapsed_s": round(time.perf_counter() - t0, 2)}
+
+
+def _specialization_domain(recipe) -> str:
+    domains = [d for d, w in recipe.specialize.mix.items() if d != "general" and w > 0]
+    if len(domains) != 1:
+        raise ValueError("[specialize].mix must name exactly one domain besides 'general', e.g. "
+                         "{cybersecurity = 0.5, general = 0.5}")
+    return domains[0]

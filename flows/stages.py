@@ -1,0 +1,205 @@
+"""One Prefect task per pipeline stage. Each is thin: it picks its config, names its upstream stages and
+code, and calls the pure stage function inside `run_stage` (caching, MLflow, counts)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from flows.context import RunContext, run_stage
+from model.presets import resolve_spec
+from tasks import contracts, curate as curate_mod, ingest as ingest_mod, legal, tokenize as tok_mod
+from tasks.cluster import list_parts
+from tasks.evaluate import evaluate_checkpoint, gate
+from tasks.readers import list_files
+from tasks.storage import is_remote, url_to_fs
+from tasks.train import train
+
+STAGE = dict(cache_policy=NO_CACHE, retries=0)
+
+
+def _file_hash(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@task(name="legal_gate", **STAGE)
+def legal_gate(ctx: RunContext) -> list[legal.SourceManifest]:
+    r = ctx.recipe
+    policy = legal.load_policy(r.legal.policy)
+    approved = legal.gate_sources(r.sources.ids, r.sources.manifests, r.sources.data_root, policy, r.legal.intended_use)
+    config = {"legal": r.section_dict("legal"), "policy": _file_hash(r.legal.policy),
+              "manifests": {m.id: _file_hash(m.path) for m in approved}}
+    run_stage(ctx, "legal", config, [], ["tasks.legal"], lambda sd: {
+        "approved": [m.provenance() for m in approved], "intended_use": r.legal.intended_use,
+        "allowed_licenses": sorted(policy.allowed_licenses(r.legal.intended_use))})
+    return approved
+
+
+def _fingerprint(uri: str, fmt: str) -> list:
+    fs, _ = url_to_fs(uri)
+    out = []
+    for f in list_files(uri, fmt):
+        info = fs.info(url_to_fs(f)[1])
+        out.append([f, info.get("size"), str(info.get("mtime") or info.get("ETag") or info.get("LastModified"))])
+    return out
+
+
+@task(name="ingest", **STAGE)
+def ingest(ctx: RunContext, sources: list[legal.SourceManifest]) -> dict:
+    r = ctx.recipe
+    config = {"sources": [m.provenance() | {"uri": m.data_uri, "format": m.format} for m in sources],
+              "data": {m.id: _fingerprint(m.data_uri, m.format) for m in sources},
+              "max_doc_bytes": r.sources.max_doc_bytes, "partition_rows": r.dask.partition_rows}
+    return run_stage(ctx, "ingest", config, ["legal"], ["tasks.ingest", "tasks.readers"],
+                     lambda sd: ingest_mod.ingest(sources, sd, ctx.cluster, r.dask.partition_rows, r.sources.max_doc_bytes))
+
+
+@task(name="curate", **STAGE)
+def curate(ctx: RunContext, ingested: dict) -> dict:
+    docs = ingested["uri"] + "/docs"
+    out = run_stage(ctx, "curate", ctx.recipe.section_dict("curate"), ["ingest"],
+                    ["tasks.curate", "tasks.curation"], lambda sd: curate_mod.curate(docs, sd, ctx.cluster, ctx.recipe.curate))
+    assert out["counts"]["in"] == ingested["counts"]["kept"], "documents lost between ingest and curate"
+    return out
+
+
+@task(name="contract_curated", **STAGE)
+def contract_curated(ctx: RunContext, curated: dict) -> dict:
+    r = ctx.recipe
+    suite_path = Path(r.contracts.expectations) / "curated.json"
+    allowed = ctx.summaries["legal"]["allowed_licenses"]
+    suite = contracts.load_suite_json(suite_path, {"$allowed_licenses": allowed})
+
+    def run(sd):
+        report = contracts.validate_parts(list_parts(curated["uri"] + "/data"), suite, ctx.cluster)
+        md = contracts.report_markdown(report)
+        url_to_fs(sd.path("report.md"))[0].pipe_file(url_to_fs(sd.path("report.md"))[1], md.encode())
+        if not report["success"]:
+            ctx.tracker.log_text(md, "contract_curated_report.md")
+            raise contracts.ContractError(f"data contract 'curated' failed; downstream stages stopped.\n{md}")
+        return {"report": report, "counts": {"in": report["rows"], "kept": report["rows"], "rejected": 0}}
+
+    return run_stage(ctx, "contract_curated", {"suite": suite, "suite_file": str(suite_path)}, ["curate"],
+                     ["tasks.contracts"], run)
+
+
+@task(name="tokenize", **STAGE)
+def tokenize(ctx: RunContext, curated: dict, sources: list[legal.SourceManifest]) -> dict:
+    r = ctx.recipe
+    domains = {m.id: m.domain for m in sources}
+    licenses = {m.id: m.license for m in sources}
+    config = r.section_dict("tokenize")
+    if r.tokenize.tokenizer_path:
+        config["tokenizer_sha"] = hashlib.sha256(url_to_fs(r.tokenize.tokenizer_path)[0].cat_file(
+            url_to_fs(r.tokenize.tokenizer_path)[1])).hexdigest()
+
+    def run(sd):
+        manifest = tok_mod.tokenize(list_parts(curated["uri"] + "/data"), sd.uri, ctx.cluster, r.tokenize, domains, licenses)
+        n_docs = sum(d["num_docs"] for d in manifest["datasets"])
+        return {"manifest": manifest, "counts": {"in": curated["counts"]["kept"], "kept": n_docs,
+                                                 "rejected": curated["counts"]["kept"] - n_docs}}
+
+    out = run_stage(ctx, "tokenize", config, ["curate", "contract_curated"], ["tasks.tokenize"], run)
+    assert out["counts"]["rejected"] == 0, "documents lost in tokenization"
+    return out
+
+
+def _local_dir(ctx: RunContext, stage_uri: str) -> str:
+    """Training writes locally: the stage folder itself, or a scratch copy when the output root is remote."""
+    if not is_remote(stage_uri):
+        return stage_uri
+    return str(Path(".keel/scratch").resolve() / stage_uri.split("://", 1)[1])
+
+
+def _local_manifest(ctx: RunContext, manifest: dict) -> dict:
+    """Megatron reads datasets from local files: fetch remote ones into a cache keyed by the tokenize hash."""
+    if not any(is_remote(d["prefix"]) for d in manifest["datasets"]):
+        return manifest
+    cache = Path(".keel/cache/datasets").resolve() / ctx.hashes["tokenize"]
+    out = json.loads(json.dumps(manifest))
+    for d in out["datasets"]:
+        local = cache / d["prefix"].rsplit("/", 1)[1]
+        if not Path(str(local) + ".idx").is_file():
+            fs, path = url_to_fs(d["prefix"])
+            cache.mkdir(parents=True, exist_ok=True)
+            for ext in (".bin", ".idx"):
+                fs.get_file(path + ext, str(local) + ext)
+        d["prefix"] = str(local)
+    return out
+
+
+def _train_stage(ctx: RunContext, kind: str, tokenized: dict, init_from: str, upstream: list[str]) -> dict:
+    r = ctx.recipe
+    manifest = tokenized["manifest"]
+    spec = resolve_spec(r.section_dict("model"), manifest["vocab_size"])
+    train_cfg = r.section_dict(kind)
+    config = {"model": r.section_dict("model"), kind: train_cfg, "seed": r.run.seed}
+
+    def run(sd):
+        local = _local_dir(ctx, sd.uri)
+        out = train(kind, local, spec, train_cfg, _local_manifest(ctx, manifest), r.run.seed, init_from,
+                    log=lambda line: ctx.logger.info(f"[{kind}] {line}"))
+        if is_remote(sd.uri):
+            fs, path = url_to_fs(sd.uri)
+            fs.put(local.rstrip("/") + "/", path, recursive=True)
+        res = out["result"]
+        return {"result": res, "local_dir": local, "checkpoint": res["checkpoint"], "spec": spec.__dict__,
+                "final_loss": res["final_loss"], "metrics": out["metrics"]}
+
+    def log_fn(summary):
+        for m in summary["metrics"]:
+            ctx.tracker.log_metrics({k: v for k, v in m.items() if k != "step"}, step=m["step"])
+        mix = summary["result"]["realized_mix"]
+        ctx.tracker.log_metrics({f"mix_share.{d}": v for d, v in mix["domain_share"].items()})
+        ctx.tracker.log_metrics({f"epochs.{s}": v["epochs"] for s, v in mix["sources"].items()})
+        ctx.tracker.set_tags({"keel.checkpoint": summary["checkpoint"]})
+
+    return run_stage(ctx, kind, config, upstream, ["model.train", "model.gpt", "model.data", "model.checkpoint",
+                                                   "model.cpu_compat", "tasks.train"], run, log_fn)
+
+
+@task(name="pretrain", **STAGE)
+def pretrain(ctx: RunContext, tokenized: dict) -> dict:
+    return _train_stage(ctx, "pretrain", tokenized, "", ["tokenize"])
+
+
+@task(name="specialize", **STAGE)
+def specialize(ctx: RunContext, tokenized: dict, base: dict) -> dict:
+    return _train_stage(ctx, "specialize", tokenized, base["checkpoint"], ["tokenize", "pretrain"])
+
+
+@task(name="evaluate", **STAGE)
+def evaluate(ctx: RunContext, tokenized: dict, base: dict, special: dict, domain: str) -> dict:
+    r = ctx.recipe
+    manifest = tokenized["manifest"]
+    spec = resolve_spec(r.section_dict("model"), manifest["vocab_size"])
+
+    def run(sd):
+        local = _local_dir(ctx, sd.uri)
+        tok_local = str(Path(local) / "tokenizer.json")
+        Path(local).mkdir(parents=True, exist_ok=True)
+        Path(tok_local).write_bytes(url_to_fs(manifest["tokenizer"]["path"])[0].cat_file(
+            url_to_fs(manifest["tokenizer"]["path"])[1]))
+        lm = _local_manifest(ctx, manifest)
+        results = {name: evaluate_checkpoint(name, local, spec, ckpt, lm, tok_local, r.evaluate.max_sequences,
+                                             log=lambda line: ctx.logger.info(f"[evaluate] {line}"))
+                   for name, ckpt in (("base", base["checkpoint"]), ("specialized", special["checkpoint"]))}
+        decision = gate(results["base"], results["specialized"], domain, r.evaluate.min_domain_improvement,
+                        r.evaluate.max_general_regression, data_ok=True)
+        if is_remote(sd.uri):
+            fs, path = url_to_fs(sd.uri)
+            fs.put(local.rstrip("/") + "/", path, recursive=True)
+        return {"results": results, "gate": decision, "local_dir": local, "tokenizer": tok_local,
+                "hf_dir": results["specialized"]["export"]["hf_dir"]}
+
+    def log_fn(summary):
+        for name, res in summary["results"].items():
+            for group, m in res["groups"].items():
+                ctx.tracker.log_metrics({f"{name}.{group}.{k}": v for k, v in m.items() if k in ("ppl", "bpb", "loss")})
+        ctx.tracker.log_metrics({k: v for k, v in summary["gate"].items() if isinstance(v, float)})
+
+    return run_stage(ctx, "evaluate", r.section_dict("evaluate"), ["pretrain", "specialize"],
+                     ["model.evaluate", "model.hf_export", "tasks.evaluate"], run, log_fn)

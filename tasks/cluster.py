@@ -1,0 +1,74 @@
+"""Dask cluster handle: a LocalCluster on 127.0.0.1 by default, or an existing scheduler from the recipe.
+
+The cluster starts lazily, on the first stage that needs it, so a fully cached run never starts one.
+"""
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.storage import is_remote, url_to_fs
+
+
+class Cluster:
+    def __init__(self, address: str = "", n_workers: int = 2, memory_limit: str = "4GiB"):
+        self.address, self.n_workers, self.memory_limit = address, n_workers, memory_limit
+        self._client = None
+        self._cluster = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from distributed import Client, LocalCluster
+
+            logging.getLogger("distributed").setLevel(logging.ERROR)
+            if self.address:
+                self._client = Client(self.address, timeout="30s")
+            else:
+                self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
+                                             memory_limit=self.memory_limit, host="127.0.0.1",
+                                             dashboard_address=None, silence_logs=logging.ERROR)
+                self._client = Client(self._cluster)
+        return self._client
+
+    def map(self, fn, *iterables, **kwargs) -> list:
+        """Run fn over the iterables on the workers; results in order (raises the first task error)."""
+        futures = self.client.map(fn, *iterables, pure=False, **kwargs)
+        return self.client.gather(futures)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._client = self._cluster = None
+
+
+def write_parquet(df: pd.DataFrame, uri: str) -> None:
+    """Write a frame to one Parquet file (temp name + rename locally; single PUT on object stores)."""
+    fs, path = url_to_fs(uri)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if is_remote(uri):
+        pq.write_table(table, path, filesystem=fs, compression="zstd")
+        return
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    tmp = path + ".tmp"
+    pq.write_table(table, tmp, filesystem=fs, compression="zstd")
+    fs.mv(tmp, path)
+
+
+def read_parquet(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
+    fs, path = url_to_fs(uri)
+    return pq.read_table(path, filesystem=fs, columns=columns).to_pandas()
+
+
+def list_parts(folder_uri: str) -> list[str]:
+    fs, path = url_to_fs(folder_uri)
+    if not fs.exists(path):
+        return []
+    proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    prefix = "" if proto in ("file", "local") else f"{proto}://"
+    return sorted(prefix + p for p in fs.find(path) if p.endswith(".parquet"))

@@ -1,0 +1,60 @@
+"""Launch training/evaluation processes: `torchrun` locally with log lines streamed to a callback.
+
+The flow process never imports torch: it writes a JSON config, starts the job, streams its output and fails
+on a non-zero exit (or on timeout, after killing the whole process group).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Callable
+
+NOISE = ("UserWarning: Transformer Engine and Apex are not installed", "warnings.warn(",
+         "Setting OMP_NUM_THREADS", "*****")
+
+
+class JobFailed(RuntimeError):
+    """A launched job exited non-zero; the message carries the tail of its log."""
+
+
+def torchrun_cmd(module: str, config_path: str, nproc: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", module, "--config", config_path]
+
+
+def python_cmd(module: str, config_path: str) -> list[str]:
+    return [sys.executable, "-m", module, "--config", config_path]
+
+
+def run_job(cmd: list[str], log: Callable[[str], None], timeout_s: float, log_path: str | None = None) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore"}
+    env.pop("PREFECT_API_URL", None) if os.environ.get("KEEL_ISOLATE_JOBS") else None
+    tail: list[str] = []
+    start = time.monotonic()
+    logf = open(log_path, "a") if log_path else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if logf:
+                logf.write(line + "\n")
+            tail = (tail + [line])[-40:]
+            if line and not any(n in line for n in NOISE):
+                log(line)
+            if time.monotonic() - start > timeout_s:
+                raise TimeoutError(f"job exceeded {timeout_s}s")
+        code = proc.wait()
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        if logf:
+            logf.close()
+    if code != 0:
+        raise JobFailed(f"{' '.join(cmd[2:5])}... exited with {code}:\n" + "\n".join(tail))

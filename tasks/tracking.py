@@ -1,0 +1,155 @@
+"""The only module that imports mlflow: experiment tracking and the model registry.
+
+`Tracker` wraps one parent run per pipeline run with nested runs per stage. `NoopTracker` offers the same
+interface for pure-code tests and non-zero ranks. Parameters and tags pass through `scrub` so that
+secrets (keys, tokens, passwords, credentials in URIs) never reach the tracking store.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+_SECRET_KEY = re.compile(r"(secret|password|passwd|token|api[_-]?key|access[_-]?key|credential)", re.I)
+_BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. :/]")
+_URI_CREDS = re.compile(r"(://)([^/@\s:]+):([^/@\s]+)@")
+
+
+def scrub(key: str, value: Any) -> Any:
+    """Mask values whose key looks secret, and user:password@ parts of URIs."""
+    if _SECRET_KEY.search(key):
+        return "***"
+    if isinstance(value, str):
+        return _URI_CREDS.sub(r"\1\2:***@", value)
+    return value
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = _BAD_KEY.sub("_", f"{prefix}{k}")
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = scrub(key, v)
+    return out
+
+
+def default_tracking_uri(home: str = ".keel") -> str:
+    return os.environ.get("KEEL_TRACKING_URI") or f"sqlite:///{Path(home).resolve()}/mlflow.db"
+
+
+class NoopTracker:
+    """Same interface, records nothing."""
+
+    run_id = None
+    tracking_uri = ""
+
+    @contextlib.contextmanager
+    def stage(self, name: str, tags: dict | None = None) -> Iterator["NoopTracker"]:
+        yield self
+
+    def log_params(self, params: dict) -> None: ...
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None: ...
+    def set_tags(self, tags: dict) -> None: ...
+    def log_dict(self, obj: dict, name: str) -> None: ...
+    def log_text(self, text: str, name: str) -> None: ...
+    def log_artifact(self, path: str, folder: str | None = None) -> None: ...
+    def end(self, status: str = "FINISHED") -> None: ...
+
+
+class Tracker(NoopTracker):
+    """MLflow tracking with one parent run and nested per-stage runs."""
+
+    def __init__(self, tracking_uri: str, experiment: str, run_name: str, tags: dict | None = None):
+        import mlflow
+
+        self._mlflow = mlflow
+        self.tracking_uri = tracking_uri
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_experiment(experiment)
+        self._parent = mlflow.start_run(run_name=run_name, tags={k: str(scrub(k, v)) for k, v in (tags or {}).items()})
+        self.run_id = self._parent.info.run_id
+        self.experiment_id = self._parent.info.experiment_id
+        self._active = self._parent
+
+    @contextlib.contextmanager
+    def stage(self, name: str, tags: dict | None = None) -> Iterator["Tracker"]:
+        run = self._mlflow.start_run(run_name=name, nested=True, tags={"keel.stage": name, **(tags or {})})
+        prev, self._active = self._active, run
+        try:
+            yield self
+        except BaseException:
+            self._mlflow.end_run("FAILED")
+            self._active = prev
+            raise
+        self._mlflow.end_run("FINISHED")
+        self._active = prev
+
+    def _client(self):
+        return self._mlflow.MlflowClient(self.tracking_uri)
+
+    def log_params(self, params: dict) -> None:
+        flat = flatten(params)
+        for i in range(0, len(flat), 90):
+            chunk = dict(list(flat.items())[i:i + 90])
+            self._mlflow.log_params({k: str(v)[:6000] for k, v in chunk.items()})
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
+        if clean:
+            self._mlflow.log_metrics(clean, step=step)
+
+    def set_tags(self, tags: dict) -> None:
+        self._mlflow.set_tags({k: str(scrub(k, v))[:5000] for k, v in tags.items()})
+
+    def log_dict(self, obj: dict, name: str) -> None:
+        self._mlflow.log_dict(obj, name)
+
+    def log_text(self, text: str, name: str) -> None:
+        self._mlflow.log_text(text, name)
+
+    def log_artifact(self, path: str, folder: str | None = None) -> None:
+        if Path(path).is_dir():
+            self._mlflow.log_artifacts(path, folder)
+        else:
+            self._mlflow.log_artifact(path, folder)
+
+    def end(self, status: str = "FINISHED") -> None:
+        while self._mlflow.active_run() is not None:
+            self._mlflow.end_run(status)
+
+    # ---- registry -------------------------------------------------------------------------------------
+    def log_pyfunc_model(self, code_path: str, artifacts: dict[str, str], name: str, registered: str,
+                         pip_requirements: list[str]) -> dict:
+        """Log a models-from-code pyfunc under the active run and register a new version."""
+        info = self._mlflow.pyfunc.log_model(
+            name=name, python_model=code_path, artifacts=artifacts, registered_model_name=registered,
+            pip_requirements=pip_requirements)
+        version = info.registered_model_version
+        return {"model_uri": info.model_uri, "version": str(version)}
+
+    def tag_version(self, name: str, version: str, tags: dict, description: str | None = None) -> None:
+        client = self._client()
+        for k, v in tags.items():
+            client.set_model_version_tag(name, version, k, str(scrub(k, v))[:5000])
+        if description:
+            client.update_model_version(name, version, description=description[:5000])
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self._client().set_registered_model_alias(name, alias, version)
+
+    def find_version(self, name: str, tag: str, value: str) -> str | None:
+        client = self._client()
+        try:
+            versions = client.search_model_versions(f"name = '{name}' and tag.`{tag}` = '{value}'")
+        except Exception:  # registry has no such model yet
+            return None
+        return max((v.version for v in versions), key=int, default=None)
+
+    def aliases(self, name: str, version: str) -> list[str]:
+        return list(self._client().get_model_version(name, version).aliases)
