@@ -11,6 +11,7 @@ import json
 import posixpath
 
 import pandas as pd
+import zstandard
 
 from tasks.storage import url_to_fs
 
@@ -92,11 +93,24 @@ class _Collector:
         return docs, pd.DataFrame(self.rejects, columns=REJECT_COLUMNS)
 
 
+def _open_lines(fs, path: str):
+    """Binary line stream of a plain, .gz or .zst file."""
+    import gzip
+    import io
+
+    raw = fs.open(path, "rb")
+    if path.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw)
+    if path.endswith(".zst"):
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    return raw
+
+
 def _read_jsonl(c: _Collector, uri: str) -> None:
     fs, path = url_to_fs(uri)
     n = 0
     try:
-        with fs.open(path, "rb", compression="infer") as f:
+        with _open_lines(fs, path) as f:
             for n, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -111,7 +125,7 @@ def _read_jsonl(c: _Collector, uri: str) -> None:
                     c.reject(n, text, "broken_json")
                     continue
                 c.add(n, obj, text)
-    except (EOFError, OSError, ValueError) as exc:  # truncated gzip/zstd, corrupt stream
+    except (EOFError, OSError, ValueError, zstandard.ZstdError) as exc:  # truncated gzip/zstd, corrupt stream
         c.reject(n + 1, f"{type(exc).__name__}: {exc}", "truncated_file")
 
 

@@ -134,6 +134,8 @@ def _merge(shards: list[str], target_prefix: str, vocab: int) -> str:
 
 def tokenize(curated_parts: list[str], stage_uri: str, cluster: Cluster, cfg, domains: dict[str, str],
              licenses: dict[str, str]) -> dict:
+    if not is_remote(stage_uri):
+        Path(stage_uri).mkdir(parents=True, exist_ok=True)
     tok_uri = join(stage_uri, "tokenizer.json")
     if cfg.tokenizer_path:
         fs, path = url_to_fs(cfg.tokenizer_path)

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-_SECRET_KEY = re.compile(r"(secret|password|passwd|token|api[_-]?key|access[_-]?key|credential)", re.I)
+_SECRET_KEY = re.compile(r"(^|[._-])(secret|password|passwd|token|api[_-]?key|access[_-]?key|credentials?|auth)$", re.I)
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. :/]")
 _URI_CREDS = re.compile(r"(://)([^/@\s:]+):([^/@\s]+)@")
 

@@ -1,0 +1,47 @@
+"""Tokenizer + megatron indexed datasets: round trip, EOD, split stability."""
+import numpy as np
+import pandas as pd
+from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+from model.config import TokenizeConfig
+from tasks.cluster import Cluster
+from tasks.readers import doc_id
+from tasks.tokenize import EOD, load_tokenizer, split_of, tokenize
+
+TEXTS = ["Buffer overflows let an attacker overwrite adjacent memory. Ünïcödé too: 東京 ✓",
+         "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer"] * 40
+
+
+def test_split_is_a_stable_function_of_the_doc_hash():
+    ids = [doc_id("s", str(i)) for i in range(5000)]
+    splits = [split_of(d, 20, 30) for d in ids]
+    assert splits == [split_of(d, 20, 30) for d in ids]
+    frac = {s: splits.count(s) / len(ids) for s in ("train", "valid", "test")}
+    assert abs(frac["valid"] - 0.02) < 0.01 and abs(frac["test"] - 0.03) < 0.01
+
+
+def test_round_trip_text_ids_bin_idx_text(tmp_path):
+    df = pd.DataFrame({"doc_id": [doc_id("src", str(i)) for i in range(len(TEXTS))],
+                       "source_id": "src", "text": [f"{t} #{i}" for i, t in enumerate(TEXTS)]})
+    part = tmp_path / "part-0.parquet"
+    df.to_parquet(part)
+    cluster = Cluster(n_workers=1)
+    try:
+        m = tokenize([str(part)], str(tmp_path / "tok"), cluster, TokenizeConfig(vocab_size=400, valid_per_mille=100,
+                                                                                  test_per_mille=100),
+                     {"src": "general"}, {"src": "MIT"})
+    finally:
+        cluster.close()
+    tok = load_tokenizer(m["tokenizer"]["path"])
+    assert tok.token_to_id(EOD) == m["eod"]
+    index = pd.read_parquet(m["doc_index"])
+    assert sorted(index["doc_id"]) == sorted(df["doc_id"]) and sum(d["num_docs"] for d in m["datasets"]) == len(df)
+    texts = dict(zip(df["doc_id"], df["text"]))
+    for d in m["datasets"]:
+        ds = IndexedDataset(d["prefix"])  # megatron-core's own reader
+        assert len(ds) == d["num_docs"] and int(ds.sequence_lengths.sum()) == d["num_tokens"]
+        rows = index[index["dataset"] == d["prefix"]].sort_values("position")
+        for pos, did in zip(rows["position"], rows["doc_id"]):
+            ids = ds[int(pos)]
+            assert ids[-1] == m["eod"]
+            assert tok.decode(ids[:-1].astype(np.int64).tolist()) == texts[did]
