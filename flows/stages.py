@@ -141,7 +141,7 @@ def _train_stage(ctx: RunContext, kind: str, tokenized: dict, init_from: str, up
     def run(sd):
         local = _local_dir(ctx, sd.uri)
         out = train(kind, local, spec, train_cfg, _local_manifest(ctx, manifest), r.run.seed, init_from,
-                    log=lambda line: ctx.logger.info(f"[{kind}] {line}"))
+                    log=lambda line: ctx.logger.info(f"[{kind}] {line}"), bf16=r.model.bf16)
         if is_remote(sd.uri):
             fs, path = url_to_fs(sd.uri)
             fs.put(local.rstrip("/") + "/", path, recursive=True)

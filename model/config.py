@@ -113,6 +113,18 @@ class ModelConfig:
     """Override the preset's head count (0 keeps the preset)."""
     seq_length: int = 128
     """Training sequence length in tokens."""
+    position_embedding: str = "learned_absolute"
+    """'learned_absolute' (GPT-2 style, exportable to HF) or 'rope'."""
+    normalization: str = "LayerNorm"
+    """'LayerNorm' or 'RMSNorm'."""
+    swiglu: bool = False
+    """Gated SiLU MLP (SwiGLU) instead of GeLU."""
+    tie_embeddings: bool = True
+    """Share the input embedding with the output layer."""
+    num_experts: int = 0
+    """Mixture-of-experts MLP with this many experts per layer (0: dense)."""
+    bf16: bool = True
+    """Train in bf16 on GPU (CPU runs stay fp32)."""
 
 
 @dataclass
@@ -287,6 +299,8 @@ def validate(recipe: Recipe) -> None:
         dp = t.nproc // (t.tensor_parallel * t.pipeline_parallel)
         if t.global_batch_size % (t.micro_batch_size * dp):
             raise ValueError(f"[{name}] global_batch_size must be a multiple of micro_batch_size * data-parallel size ({dp})")
+        if not 0 <= t.warmup_steps < t.steps:
+            raise ValueError(f"[{name}] warmup_steps ({t.warmup_steps}) must be below steps ({t.steps})")
         if not t.mix or any(w < 0 for w in t.mix.values()) or sum(t.mix.values()) <= 0:
             raise ValueError(f"[{name}].mix needs non-negative weights with a positive sum, e.g. {{general = 1.0}}")
     tk = recipe.tokenize

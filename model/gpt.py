@@ -53,6 +53,9 @@ def transformer_config(spec: ModelSpec, bf16: bool = False):
         gated_linear_unit=spec.swiglu,
         activation_func=torch.nn.functional.silu if spec.swiglu else torch.nn.functional.gelu,
         num_moe_experts=spec.num_experts or None,
+        moe_router_topk=min(2, spec.num_experts) if spec.num_experts else 2,
+        moe_token_dispatcher_type="allgather",
+        moe_aux_loss_coeff=1e-2 if spec.num_experts else 0.0,
         add_bias_linear=not spec.num_experts,
         hidden_dropout=0.0,
         attention_dropout=0.0,
@@ -101,6 +104,8 @@ def build_model(spec: ModelSpec, bf16: bool = False):
     from megatron.core.models.gpt.gpt_model import GPTModel
 
     config = transformer_config(spec, bf16)
+    if spec.num_experts:
+        _moe_without_te()
     model = GPTModel(
         config=config,
         transformer_layer_spec=layer_spec(spec),
@@ -114,3 +119,12 @@ def build_model(spec: ModelSpec, bf16: bool = False):
     if torch.cuda.is_available():
         model.cuda(torch.cuda.current_device())
     return model
+
+
+def _moe_without_te() -> None:
+    """megatron-core 0.16.1's router references `te_general_gemm`, a name only defined when Transformer Engine
+    imports; without TE it raises NameError. Define it as absent so the pure-torch path is taken."""
+    from megatron.core.transformer.moe import moe_utils
+
+    if not hasattr(moe_utils, "te_general_gemm"):
+        moe_utils.te_general_gemm = None

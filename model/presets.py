@@ -64,7 +64,12 @@ def resolve_spec(model_section: dict, vocab_size: int) -> ModelSpec:
     if preset not in PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; choose one of {sorted(PRESETS)}")
     spec = PRESETS[preset]
-    changes = {k: v for k, v in model_section.items() if k != "preset" and v not in (0, "", None) and hasattr(spec, k)}
+    changes = {k: v for k, v in model_section.items()
+               if k != "preset" and hasattr(spec, k) and (isinstance(v, bool) or v not in (0, "", None))}
+    if changes.get("position_embedding", "learned_absolute") not in ("learned_absolute", "rope"):
+        raise ValueError("model.position_embedding must be 'learned_absolute' or 'rope'")
+    if changes.get("normalization", "LayerNorm") not in ("LayerNorm", "RMSNorm"):
+        raise ValueError("model.normalization must be 'LayerNorm' or 'RMSNorm'")
     spec = dataclasses.replace(spec, **changes, vocab_size=pad_vocab(vocab_size))
     if spec.hidden_size % spec.num_attention_heads:
         raise ValueError(f"hidden_size {spec.hidden_size} must be divisible by num_attention_heads {spec.num_attention_heads}")

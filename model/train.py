@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     device = init_distributed(t["tensor_parallel"], t["pipeline_parallel"], cfg["seed"])
 
     from megatron.core import parallel_state as ps
-    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
+    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
     from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
     from megatron.core.pipeline_parallel import get_forward_backward_func
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     bf16 = bool(cfg.get("bf16")) and device == "cuda"
     model = build_model(spec, bf16=bf16)
     ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
+    # Data-parallel grad all-reduce and the tied-embedding all-reduce between first and last pipeline stages.
+    model.config.finalize_model_grads_func = finalize_model_grads
     optimizer = get_megatron_optimizer(
         OptimizerConfig(optimizer="adam", lr=t["lr"], min_lr=t["min_lr"], weight_decay=t["weight_decay"],
                         adam_beta1=0.9, adam_beta2=0.95, clip_grad=t["clip_grad"], bf16=bf16,

@@ -20,6 +20,22 @@ class JobFailed(RuntimeError):
     """A launched job exited non-zero; the message carries the tail of its log."""
 
 
+def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a process and all its descendants (torchrun starts its workers in their own sessions)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+
+
 def torchrun_cmd(module: str, config_path: str, nproc: int) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
             "-m", module, "--config", config_path]
@@ -50,7 +66,7 @@ def run_job(cmd: list[str], log: Callable[[str], None], timeout_s: float, log_pa
                 raise TimeoutError(f"job exceeded {timeout_s}s")
         code = proc.wait()
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_tree(proc.pid)
         proc.wait()
         raise
     finally:

@@ -1,0 +1,117 @@
+"""megatron-core training on CPU/gloo: TP/PP parity from one checkpoint, kill -9 + resume reproduces the curve."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.presets import resolve_spec
+from tasks.launch import kill_tree
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> list[str]:
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    d = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(0)
+    prefixes = []
+    for name in ("general", "domain"):
+        b = IndexedDatasetBuilder(str(d / f"{name}.bin"), dtype=np.uint16)
+        for _ in range(150):
+            ids = np.append(rng.integers(1, 200, rng.integers(20, 200)), 0).astype(np.int64)
+            b.add_document(torch.from_numpy(ids), [len(ids)])
+        b.finalize(str(d / f"{name}.idx"))
+        prefixes.append(str(d / name))
+    return prefixes
+
+
+def _config(tmp: Path, name: str, shards, tp=1, pp=1, steps=4, save_interval=0, spec_over=None) -> Path:
+    spec = resolve_spec({"preset": "tiny", "seq_length": 32, "num_layers": 4, **(spec_over or {})}, 256)
+    out = tmp / name
+    cfg = {"spec": dataclasses.asdict(spec), "seed": 3, "eod": 0, "tokenizer_vocab": 256, "init_from": "",
+           "train": {"nproc": tp * pp, "tensor_parallel": tp, "pipeline_parallel": pp, "steps": steps,
+                     "micro_batch_size": 2, "global_batch_size": 8, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 1,
+                     "weight_decay": 0.1, "clip_grad": 1.0, "save_interval": save_interval, "mix": {}},
+           "data": {"prefixes": shards, "weights": [0.5, 0.5]}, "out_dir": str(out),
+           "metrics_path": f"{out}.metrics.jsonl", "result_path": f"{out}.result.json"}
+    path = tmp / f"{name}.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _cmd(cfg: Path, nproc: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "model.train", "--config", str(cfg)]
+
+
+def _run(cfg: Path, nproc: int) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(_cmd(cfg, nproc), capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _losses(cfg: Path) -> dict[int, float]:
+    lines = Path(json.loads(cfg.read_text())["metrics_path"]).read_text().splitlines()
+    return {m["step"]: m["loss"] for m in map(json.loads, lines)}
+
+
+def _copy_checkpoint(src: Path, dst: Path) -> None:
+    subprocess.run(["cp", "-r", str(src), str(dst)], check=True)
+
+
+def test_tp2_pp2_matches_tp1_pp1_from_the_same_checkpoint(tmp_path, shards):
+    seed_cfg = _config(tmp_path, "seed", shards, steps=4, save_interval=1)
+    _run(seed_cfg, 1)  # checkpoints at steps 1..4; continue both layouts from step 1
+    (tmp_path / "seed" / "latest").write_text("1")
+    for name in ("tp1", "tp2pp2"):
+        _copy_checkpoint(tmp_path / "seed", tmp_path / name)
+    a = _config(tmp_path, "tp1", shards, steps=4)
+    b = _config(tmp_path, "tp2pp2", shards, tp=2, pp=2, steps=4)
+    _run(a, 1)
+    _run(b, 4)
+    la, lb = _losses(a), _losses(b)
+    assert sorted(la) == sorted(lb) == [2, 3, 4]
+    for step in la:
+        assert abs(la[step] - lb[step]) < 1e-5, (step, la[step], lb[step])
+    assert la == pytest.approx({s: v for s, v in _losses(seed_cfg).items() if s > 1}, abs=1e-5)
+
+
+def test_kill_9_mid_run_then_resume_reproduces_the_loss_curve(tmp_path, shards):
+    full = _config(tmp_path, "full", shards, steps=40, save_interval=10)
+    _run(full, 1)
+    killed = _config(tmp_path, "killed", shards, steps=40, save_interval=10)
+    metrics = Path(json.loads(killed.read_text())["metrics_path"])
+    proc = subprocess.Popen(_cmd(killed, 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 15):
+        time.sleep(0.05)
+    kill_tree(proc.pid)  # kill -9 the launcher and every worker
+    proc.wait()
+    latest = int((tmp_path / "killed" / "latest").read_text())
+    assert latest in (10, 20, 30), latest  # killed mid-run, after at least one checkpoint
+    _run(killed, 1)  # resumes from the latest complete checkpoint
+    resumed = json.loads(Path(json.loads(killed.read_text())["result_path"]).read_text())
+    assert resumed["resumed_from"] == latest
+    lines = [json.loads(x) for x in metrics.read_text().splitlines()]
+    after = {m["step"]: m["loss"] for m in lines[[m["step"] for m in lines].index(resumed["resumed_from"] + 1):]}
+    ref = _losses(full)
+    assert after and all(abs(after[s] - ref[s]) < 1e-6 for s in after), (after, ref)
+
+
+@pytest.mark.parametrize("over", [{"position_embedding": "rope", "normalization": "RMSNorm", "swiglu": True,
+                                   "tie_embeddings": False}, {"num_experts": 4}])
+def test_architecture_options_train(tmp_path, shards, over):
+    cfg = _config(tmp_path, "opt", shards, steps=3, spec_over=over)
+    _run(cfg, 1)
+    losses = _losses(cfg)
+    assert len(losses) == 3 and all(np.isfinite(list(losses.values())))
