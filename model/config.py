@@ -157,6 +157,14 @@ class TrainConfig:
     """Blend weights by domain (e.g. {cybersecurity = 0.5, general = 0.5})."""
     timeout_s: int = 3600
     """Kill the training job after this many seconds."""
+    launcher: str = "local"
+    """'local' (torchrun here), 'slurm' (render + sbatch --wait) or 'kubernetes' (render + kubectl)."""
+    nodes: int = 1
+    """Nodes for cluster launchers."""
+    image: str = ""
+    """Container image for the Kubernetes launcher."""
+    partition: str = ""
+    """Slurm partition (empty: the cluster default)."""
 
 
 @dataclass
@@ -299,6 +307,10 @@ def validate(recipe: Recipe) -> None:
         dp = t.nproc // (t.tensor_parallel * t.pipeline_parallel)
         if t.global_batch_size % (t.micro_batch_size * dp):
             raise ValueError(f"[{name}] global_batch_size must be a multiple of micro_batch_size * data-parallel size ({dp})")
+        if t.launcher not in ("local", "slurm", "kubernetes"):
+            raise ValueError(f"[{name}] launcher must be local, slurm or kubernetes, not {t.launcher!r}")
+        if t.launcher == "kubernetes" and not t.image:
+            raise ValueError(f"[{name}] launcher 'kubernetes' needs an image (the keel container)")
         if not 0 <= t.warmup_steps < t.steps:
             raise ValueError(f"[{name}] warmup_steps ({t.warmup_steps}) must be below steps ({t.steps})")
         if not t.mix or any(w < 0 for w in t.mix.values()) or sum(t.mix.values()) <= 0:

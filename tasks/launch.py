@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import signal
+import string
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 NOISE = ("UserWarning: Transformer Engine and Apex are not installed", "warnings.warn(",
@@ -74,3 +76,39 @@ def run_job(cmd: list[str], log: Callable[[str], None], timeout_s: float, log_pa
             logf.close()
     if code != 0:
         raise JobFailed(f"{' '.join(cmd[2:5])}... exited with {code}:\n" + "\n".join(tail))
+
+
+INFRA = Path(__file__).resolve().parent.parent / "infra"
+
+
+def render_slurm(kind: str, config_path: str, work_dir: str, nodes: int, gpus_per_node: int,
+                 partition: str = "", time_limit: str = "24:00:00", python: str = "python") -> str:
+    """A Slurm batch script running torchrun on every node (c10d rendezvous on the first node)."""
+    tmpl = string.Template((INFRA / "slurm" / "train.sbatch.tmpl").read_text())
+    return tmpl.substitute(kind=kind, config_path=config_path, work_dir=work_dir, nodes=nodes,
+                           gpus_per_node=gpus_per_node, cpus_per_task=max(8, 8 * gpus_per_node),
+                           time_limit=time_limit, python=python,
+                           partition_line=f"#SBATCH --partition={partition}" if partition else "")
+
+
+def render_pytorchjob(kind: str, config_path: str, work_dir: str, nodes: int, gpus_per_node: int, image: str,
+                      pvc: str = "keel-work") -> str:
+    """A Kubeflow PyTorchJob manifest (one master + nodes-1 workers)."""
+    import hashlib
+
+    tmpl = string.Template((INFRA / "k8s" / "pytorchjob.yaml.tmpl").read_text())
+    return tmpl.substitute(kind=kind, config_path=config_path, work_dir=work_dir, nodes=nodes,
+                           gpus_per_node=gpus_per_node, image=image, pvc=pvc, workers=max(nodes - 1, 0),
+                           job_suffix=hashlib.sha256(config_path.encode()).hexdigest()[:8])
+
+
+def submit(launcher: str, rendered_path: str, log: Callable[[str], None], timeout_s: float) -> None:
+    """Submit a rendered job and block until it ends (sbatch --wait / kubectl wait)."""
+    if launcher == "slurm":
+        run_job(["sbatch", "--wait", rendered_path], log, timeout_s)
+    elif launcher == "kubernetes":
+        run_job(["kubectl", "apply", "-f", rendered_path], log, 120)
+        run_job(["kubectl", "wait", "--for=condition=Succeeded", f"--timeout={int(timeout_s)}s", "-f", rendered_path],
+                log, timeout_s + 60)
+    else:
+        raise ValueError(f"unknown launcher {launcher!r}; use local, slurm or kubernetes")

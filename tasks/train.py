@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from model.presets import ModelSpec
-from tasks.launch import run_job, torchrun_cmd
+from tasks.launch import render_pytorchjob, render_slurm, run_job, submit, torchrun_cmd
 
 
 def blend(datasets: list[dict], mix: dict[str, float], split: str = "train") -> dict:
@@ -64,8 +64,20 @@ def train(kind: str, work_dir: str, spec: ModelSpec, train_cfg: dict, manifest: 
            "metrics_path": str(work / "metrics.jsonl"), "result_path": str(work / "result.json")}
     config_path = work / f"{kind}.json"
     config_path.write_text(json.dumps(cfg, indent=1))
-    run_job(torchrun_cmd("model.train", str(config_path), train_cfg["nproc"]), log, train_cfg["timeout_s"],
-            log_path=str(work / "train.log"))
+    launcher = train_cfg.get("launcher", "local")
+    if launcher == "local":
+        run_job(torchrun_cmd("model.train", str(config_path), train_cfg["nproc"]), log, train_cfg["timeout_s"],
+                log_path=str(work / "train.log"))
+    else:  # the work dir must be on storage the cluster shares
+        per_node = max(train_cfg["nproc"] // train_cfg["nodes"], 1)
+        if launcher == "slurm":
+            text = render_slurm(kind, str(config_path), str(work), train_cfg["nodes"], per_node, train_cfg["partition"])
+            job = work / f"{kind}.sbatch"
+        else:
+            text = render_pytorchjob(kind, str(config_path), str(work), train_cfg["nodes"], per_node, train_cfg["image"])
+            job = work / f"{kind}.pytorchjob.yaml"
+        job.write_text(text)
+        submit(launcher, str(job), log, train_cfg["timeout_s"])
     result = json.loads((work / "result.json").read_text())
     metrics = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines() if line.strip()]
     result["realized_mix"] = realized(result, plan)

@@ -12,9 +12,9 @@ def test_demo_recipe_loads_with_sections():
 
 
 def test_overrides_are_typed_and_applied():
-    r = load_recipe(REPO_DEMO, ["pretrain.steps=3", "run.seed=9", "specialize.mix={cybersecurity=0.3, general=0.7}",
+    r = load_recipe(REPO_DEMO, ["pretrain.steps=30", "run.seed=9", "specialize.mix={cybersecurity=0.3, general=0.7}",
                                 "curate.exact_dedup=false"])
-    assert r.pretrain.steps == 3 and r.run.seed == 9
+    assert r.pretrain.steps == 30 and r.run.seed == 9
     assert r.specialize.mix == {"cybersecurity": 0.3, "general": 0.7}
     assert r.curate.exact_dedup is False
 
