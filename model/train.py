@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> None:
                 rec["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             metrics.write(json.dumps(rec) + "\n")
             metrics.flush()
+            eta = (steps - step - 1) * dt
+            print(f"step {step + 1}/{steps} loss {loss:.4f} lr {rec['lr']:.2e} grad_norm {rec['grad_norm'] or 0:.3f} "
+                  f"tokens/s {tps:,.0f} eta {eta:.0f}s", flush=True)
         done = step + 1
         if (t["save_interval"] and done % t["save_interval"] == 0) or done == steps:
             checkpoint.save(out_dir, done, model, optimizer, scheduler, {"consumed_samples": done * gbs})
