@@ -54,13 +54,17 @@ def _artifacts(ctx: RunContext) -> None:
                                       "rejected": sum(s["rejected"].values()),
                                       "top_reasons": ", ".join(f"{k}={v}" for k, v in sorted(s["rejected"].items(), key=lambda x: -x[1])[:3])}
                                      for s in cur["funnel"]])
-    con = ctx.summaries.get("contract_curated")
-    if con:
-        create_markdown_artifact(key="contract-curated", markdown=report_markdown(con["report"]))
+    for name in ("contract_curated", "contract_tokenized", "contract_mix_specialize"):
+        if ctx.summaries.get(name):
+            create_markdown_artifact(key=name.replace("_", "-"), markdown=report_markdown(ctx.summaries[name]["report"]))
+    if ctx.summaries.get("plan"):
+        from tasks.plan import plan_markdown
+
+        create_markdown_artifact(key="token-budget", markdown=plan_markdown(ctx.summaries["plan"]))
 
 
 @flow(name="keel-pipeline", log_prints=True, validate_parameters=False)
-def keel_pipeline(recipe_path: str, overrides: list[str] | None = None) -> dict:
+def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: str = "") -> dict:
     logger = get_run_logger()
     t0 = time.perf_counter()
     recipe = load_recipe(recipe_path, overrides or [])
@@ -76,24 +80,37 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None) -> dict:
         curated = stages.curate(ctx, ingested)
         stages.contract_curated(ctx, curated)
         tokenized = stages.tokenize(ctx, curated, sources)
+        stages.contract_tokenized(ctx, tokenized)
+        stages.plan_budget(ctx, tokenized)
+        if until == "plan":
+            return _summary(ctx, None, None, t0)
         base = stages.pretrain(ctx, tokenized)
         special = stages.specialize(ctx, tokenized, base)
+        stages.contract_mix(ctx, special, "specialize")
         domain = _specialization_domain(recipe)
         evaluation = stages.evaluate(ctx, tokenized, base, special, domain)
         model = register(ctx, sources, evaluation)
-        _artifacts(ctx)
-        tracker.set_tags({"keel.model_version": model["version"], "keel.status": "completed"})
-        tracker.end("FINISHED")
+        return _summary(ctx, model, evaluation, t0) | {
+            "realized_mix": special["result"]["realized_mix"]["domain_share"],
+            "export_max_abs_logit_diff": evaluation["results"]["specialized"]["export"]["max_abs_logit_diff"]}
     except BaseException:
         tracker.end("FAILED")
         raise
     finally:
         cluster.close()
-    return {"tracking_uri": tracker.tracking_uri, "registered_model": model["name"], "version": model["version"],
-            "aliases": model["aliases"], "flow_run_id": str(flow_run.get_id()), "mlflow_run_id": tracker.run_id,
-            "output_root": ctx.root, "stage_hashes": ctx.hashes, "stage_status": ctx.status, "counts": ctx.counts,
-            "realized_mix": special["result"]["realized_mix"]["domain_share"],
-            "gate": evaluation["gate"], "timings_s": {k: round(v, 2) for k, v in ctx.timings.items()},
+
+
+def _summary(ctx: RunContext, model: dict | None, evaluation: dict | None, t0: float) -> dict:
+    _artifacts(ctx)
+    ctx.tracker.set_tags({"keel.status": "completed", **({"keel.model_version": model["version"]} if model else {})})
+    ctx.tracker.end("FINISHED")
+    model = model or {}
+    return {"tracking_uri": ctx.tracker.tracking_uri, "registered_model": model.get("name"),
+            "version": model.get("version"), "aliases": model.get("aliases", []),
+            "flow_run_id": str(flow_run.get_id()), "mlflow_run_id": ctx.tracker.run_id, "output_root": ctx.root,
+            "stage_hashes": ctx.hashes, "stage_status": ctx.status, "counts": ctx.counts,
+            "plan": ctx.summaries.get("plan"), "gate": evaluation["gate"] if evaluation else None,
+            "timings_s": {k: round(v, 2) for k, v in ctx.timings.items()},
             "elapsed_s": round(time.perf_counter() - t0, 2)}
 
 

@@ -61,7 +61,8 @@ def ingest(ctx: RunContext, sources: list[legal.SourceManifest]) -> dict:
 def curate(ctx: RunContext, ingested: dict) -> dict:
     docs = ingested["uri"] + "/docs"
     out = run_stage(ctx, "curate", ctx.recipe.section_dict("curate"), ["ingest"],
-                    ["tasks.curate", "tasks.curation"], lambda sd: curate_mod.curate(docs, sd, ctx.cluster, ctx.recipe.curate))
+                    ["tasks.curate", "tasks.curation", "tasks.rules", "tasks.filters_web", "tasks.pii",
+                     "tasks.hap", "tasks.minhash"], lambda sd: curate_mod.curate(docs, sd, ctx.cluster, ctx.recipe.curate))
     assert out["counts"]["in"] == ingested["counts"]["kept"], "documents lost between ingest and curate"
     return out
 
@@ -71,7 +72,8 @@ def contract_curated(ctx: RunContext, curated: dict) -> dict:
     r = ctx.recipe
     suite_path = Path(r.contracts.expectations) / "curated.json"
     allowed = ctx.summaries["legal"]["allowed_licenses"]
-    suite = contracts.load_suite_json(suite_path, {"$allowed_licenses": allowed})
+    suite = contracts.load_suite_json(suite_path, {"$allowed_licenses": allowed, "$languages": r.curate.languages,
+                                                    "$hap_threshold": r.curate.hap_threshold})
 
     def run(sd):
         report = contracts.validate_parts(list_parts(curated["uri"] + "/data"), suite, ctx.cluster)
@@ -105,6 +107,61 @@ def tokenize(ctx: RunContext, curated: dict, sources: list[legal.SourceManifest]
     out = run_stage(ctx, "tokenize", config, ["curate", "contract_curated"], ["tasks.tokenize"], run)
     assert out["counts"]["rejected"] == 0, "documents lost in tokenization"
     return out
+
+
+def check_contract(ctx: RunContext, suite_name: str, frame, subs: dict | None = None) -> dict:
+    """Validate a small frame on the driver against data_contracts/expectations/<suite_name>.json."""
+    import pandas as pd
+
+    suite = contracts.load_suite_json(Path(ctx.recipe.contracts.expectations) / f"{suite_name}.json", subs or {})
+    res = contracts.validate_frame(pd.DataFrame(frame), suite)
+    report = {"suite": suite_name, "success": res["success"], "rows": res["rows"], "partitions": 1,
+              "results": res["results"]}
+    if not res["success"]:
+        md = contracts.report_markdown(report)
+        ctx.tracker.log_text(md, f"contract_{suite_name}_report.md")
+        raise contracts.ContractError(f"data contract '{suite_name}' failed; downstream stages stopped.\n{md}")
+    return report
+
+
+@task(name="contract_tokenized", **STAGE)
+def contract_tokenized(ctx: RunContext, tokenized: dict) -> dict:
+    m = tokenized["manifest"]
+    rows = [{**{k: d[k] for k in ("source_id", "split", "num_docs", "num_tokens", "max_token_id")},
+             "vocab_size": m["vocab_size"]} for d in m["datasets"]]
+    report = check_contract(ctx, "tokenized", rows)
+    ctx.summaries["contract_tokenized"] = {"report": report}
+    return report
+
+
+@task(name="plan", **STAGE)
+def plan_budget(ctx: RunContext, tokenized: dict) -> dict:
+    from tasks.plan import plan, plan_markdown
+
+    r = ctx.recipe
+    spec = resolve_spec(r.section_dict("model"), tokenized["manifest"]["vocab_size"])
+    p = plan(spec, tokenized["manifest"]["datasets"], {k: r.section_dict(k) for k in ("pretrain", "specialize")},
+             r.plan.min_words_per_param, r.plan.max_epochs)
+    for w in p["warnings"]:
+        ctx.logger.warning(f"plan: {w}")
+    with ctx.tracker.stage("plan"):
+        ctx.tracker.log_metrics({k: v for k, v in p.items() if isinstance(v, (int, float))})
+        ctx.tracker.log_text(plan_markdown(p), "plan.md")
+    ctx.summaries["plan"] = p
+    if r.plan.strict and p["warnings"]:
+        raise ValueError("token-budget plan refused ([plan].strict = true):\n  - " + "\n  - ".join(p["warnings"]))
+    return p
+
+
+@task(name="contract_mix", **STAGE)
+def contract_mix(ctx: RunContext, trained: dict, kind: str) -> dict:
+    mix = trained["result"]["realized_mix"]["domain_share"]
+    planned = trained["result"]["planned_mix"]
+    rows = [{"domain": d, "planned": planned.get(d, 0.0), "realized": mix.get(d, 0.0),
+             "abs_diff": abs(planned.get(d, 0.0) - mix.get(d, 0.0))} for d in sorted(set(mix) | set(planned))]
+    report = check_contract(ctx, "mix", rows)
+    ctx.summaries[f"contract_mix_{kind}"] = {"report": report}
+    return report
 
 
 def _local_dir(ctx: RunContext, stage_uri: str) -> str:

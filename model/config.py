@@ -63,6 +63,33 @@ class DaskConfig:
 
 @dataclass
 class CurateConfig:
+    steps: list[str] = field(default_factory=lambda: ["normalize", "language", "gopher_quality", "gopher_repetition",
+                                                      "fineweb_quality", "hap", "pii"])
+    """Partition-local rules in order (tasks/rules.py); exact and near dedup run after them, globally."""
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    """Keep documents whose detected language is one of these."""
+    min_lang_score: float = 0.65
+    """Minimum language-id confidence (FineWeb keeps English at >= 0.65)."""
+    hap_threshold: float = 0.99
+    """Reject documents whose HAP score (sentence-level max) reaches this."""
+    c4_min_sentences: int = 5
+    """C4: documents with fewer sentences after line filtering are rejected."""
+    fineweb_line_punct_thr: float = 0.12
+    """FineWeb: reject when the fraction of lines ending in punctuation is at most this."""
+    fineweb_short_line_thr: float = 0.67
+    """FineWeb: reject when the fraction of lines of <= 30 characters is at least this."""
+    fineweb_char_dup_ratio: float = 0.01
+    """FineWeb: reject when duplicated-line characters exceed this fraction."""
+    fineweb_new_line_ratio: float = 0.3
+    """FineWeb: reject when newlines per word exceed this (list-like documents)."""
+    near_dedup: bool = True
+    """MinHash near-duplicate removal across all shards and sources (one survivor per cluster)."""
+    minhash_ngram: int = 5
+    """Word n-gram size of MinHash shingles."""
+    minhash_bands: int = 14
+    """LSH bands (FineWeb: 14 bands x 8 rows, ~0.75 Jaccard threshold)."""
+    minhash_rows: int = 8
+    """Rows (hashes) per LSH band."""
     min_words: int = 20
     """Documents with fewer words are rejected (Gopher: 50; shorter for structured sources)."""
     max_words: int = 100_000
@@ -77,6 +104,8 @@ class CurateConfig:
     """Gopher quality: fraction of words containing an alphabetic character."""
     max_duplicate_line_fraction: float = 0.3
     """Gopher repetition: fraction of lines that duplicate an earlier line."""
+    max_duplicate_paragraph_fraction: float = 0.3
+    """Gopher repetition: fraction of paragraphs that duplicate an earlier one."""
     exact_dedup: bool = True
     """Drop documents whose normalised text equals an earlier one (keeps the smallest doc_id)."""
 
@@ -177,6 +206,16 @@ class EvaluateConfig:
     """Gate: specialized general ppl may be at most this fraction above the base model's."""
 
 
+@dataclass
+class PlanConfig:
+    min_words_per_param: float = 10.0
+    """Warn (strict: refuse) below this many unique training words per parameter."""
+    max_epochs: float = 4.0
+    """Warn (strict: refuse) when a source would be repeated more epochs than this."""
+    strict: bool = False
+    """Refuse to train when the plan has warnings."""
+
+
 SECTIONS: dict[str, type] = {
     "run": RunConfig,
     "sources": SourcesConfig,
@@ -189,6 +228,7 @@ SECTIONS: dict[str, type] = {
     "pretrain": TrainConfig,
     "specialize": TrainConfig,
     "evaluate": EvaluateConfig,
+    "plan": PlanConfig,
 }
 
 
@@ -205,6 +245,7 @@ class Recipe:
     pretrain: TrainConfig
     specialize: TrainConfig
     evaluate: EvaluateConfig
+    plan: PlanConfig
     path: str = ""
 
     def section_dict(self, name: str) -> dict[str, Any]:

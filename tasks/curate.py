@@ -13,14 +13,19 @@ from collections import Counter
 import pandas as pd
 
 from tasks.cluster import Cluster, list_parts, read_parquet, write_parquet
-from tasks.curation import GLOBAL_STEPS, LOCAL_STEPS, dedup_key
+from tasks.curation import dedup_key
+from tasks.minhash import band_keys, signatures
+from tasks.rules import GLOBAL_STEPS, RULES, validate_steps
 from tasks.storage import StageDir, join
 
-STEP_NUMBERS = {name: i for i, name in enumerate([s for s, _ in LOCAL_STEPS] + GLOBAL_STEPS, start=1)}
+
+def _step_dir(stage_uri: str, step: str, cfg) -> str:
+    number = (list(cfg.steps) + GLOBAL_STEPS).index(step) + 1
+    return join(stage_uri, "rejects", f"{number:02d}_{step}")
 
 
-def _step_dir(stage_uri: str, step: str) -> str:
-    return join(stage_uri, "rejects", f"{STEP_NUMBERS[step]:02d}_{step}")
+def _band_columns(cfg) -> list[str]:
+    return [f"lsh_{b:02d}" for b in range(cfg.minhash_bands)] if cfg.near_dedup else []
 
 
 def _stat(step: str, before: pd.DataFrame, reasons: pd.Series) -> dict:
@@ -32,26 +37,30 @@ def _stat(step: str, before: pd.DataFrame, reasons: pd.Series) -> dict:
 def _local(part_uri: str, name: str, stage_uri: str, cfg) -> list[dict]:
     df = read_parquet(part_uri)
     stats = []
-    for step, rule in LOCAL_STEPS:
-        res = rule(df, cfg)
+    for step in cfg.steps:
+        res = RULES[step](df, cfg)
         out = res.frame.assign(**res.signals)
         reasons = pd.Series(res.reasons, index=out.index)
         stats.append(_stat(step, df, reasons))
         dropped = out[~res.keep]
         if len(dropped):
             write_parquet(dropped.assign(reject_step=step, reject_reason=reasons[~res.keep].astype(str)),
-                          join(_step_dir(stage_uri, step), f"{name}.parquet"))
+                          join(_step_dir(stage_uri, step, cfg), f"{name}.parquet"))
         df = out[res.keep].reset_index(drop=True)
     df = df.assign(dedup_key=[dedup_key(t) for t in df["text"]])
+    if cfg.near_dedup:
+        keys = band_keys(signatures(df["text"].tolist(), cfg.minhash_ngram, cfg.minhash_bands * cfg.minhash_rows),
+                         cfg.minhash_bands, cfg.minhash_rows)
+        df = df.assign(**{c: keys[:, i] for i, c in enumerate(_band_columns(cfg))})
     write_parquet(df, join(stage_uri, "_work", f"{name}.parquet"))
     return stats
 
 
-def _keys(work_uri: str) -> pd.DataFrame:
-    return read_parquet(work_uri, columns=["doc_id", "dedup_key"])
+def _keys(work_uri: str, bands: list[str]) -> pd.DataFrame:
+    return read_parquet(work_uri, columns=["doc_id", "dedup_key", *bands])
 
 
-def _finalize(work_uri: str, name: str, drops: dict, stage_uri: str, exact: bool) -> list[dict]:
+def _finalize(work_uri: str, name: str, drops: dict, stage_uri: str, cfg) -> list[dict]:
     df = read_parquet(work_uri)
     stats = []
     for step in GLOBAL_STEPS:
@@ -64,25 +73,37 @@ def _finalize(work_uri: str, name: str, drops: dict, stage_uri: str, exact: bool
         mask = reasons.notna()
         if mask.any():
             write_parquet(df[mask].assign(duplicate_of=dup_of[mask], reject_step=step, reject_reason=reasons[mask]),
-                          join(_step_dir(stage_uri, step), f"{name}.parquet"))
+                          join(_step_dir(stage_uri, step, cfg), f"{name}.parquet"))
         df = df[~mask]
-    write_parquet(df.drop(columns=["dedup_key"]).reset_index(drop=True), join(stage_uri, "data", f"{name}.parquet"))
+    df = df.drop(columns=["dedup_key", *_band_columns(cfg)])
+    write_parquet(df.reset_index(drop=True), join(stage_uri, "data", f"{name}.parquet"))
     return stats
 
 
-def _choose_drops(keys: list[pd.DataFrame], exact: bool) -> list[dict]:
+def _choose_drops(keys: list[pd.DataFrame], cfg) -> list[dict]:
     """Per partition {row: (step, reason, survivor doc_id)}; deterministic whatever the partitioning."""
+    from tasks.minhash import clusters
+
     frames = [k.assign(part=i, row=range(len(k))) for i, k in enumerate(keys)]
     allk = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["doc_id", "dedup_key", "part", "row"])
     drops: list[dict] = [{} for _ in keys]
+
+    def mark(rows: pd.DataFrame, survivors, step: str, reason: str) -> None:
+        for part, row, s in zip(rows["part"], rows["row"], survivors):
+            drops[part][row] = (step, reason, s)
+
     dup_id = allk.duplicated("doc_id", keep="first")
-    for r in allk[dup_id].itertuples():
-        drops[r.part][r.row] = ("duplicate_id", "duplicate_doc_id", r.doc_id)
-    if exact:
-        rest = allk[~dup_id]
+    mark(allk[dup_id], allk[dup_id]["doc_id"], "duplicate_id", "duplicate_doc_id")
+    rest = allk[~dup_id]
+    if cfg.exact_dedup:
         survivor = rest.groupby("dedup_key")["doc_id"].transform("min")
-        for r, s in zip(rest[rest["doc_id"] != survivor].itertuples(), survivor[rest["doc_id"] != survivor]):
-            drops[r.part][r.row] = ("exact_dedup", "exact_duplicate", s)
+        lost = rest["doc_id"] != survivor
+        mark(rest[lost], survivor[lost], "exact_dedup", "exact_duplicate")
+        rest = rest[~lost]
+    if cfg.near_dedup and len(rest):
+        survivor = clusters(rest["doc_id"].reset_index(drop=True), rest[_band_columns(cfg)].to_numpy())
+        lost = rest["doc_id"].to_numpy() != survivor
+        mark(rest[lost], survivor[lost], "near_dedup", "near_duplicate")
     return drops
 
 
@@ -101,10 +122,11 @@ def _merge(stats_lists: list[list[dict]]) -> list[dict]:
 def curate(ingest_docs_uri: str, stage: StageDir, cluster: Cluster, cfg) -> dict:
     parts = list_parts(ingest_docs_uri)
     names = [f"part-{i:05d}" for i in range(len(parts))]
+    validate_steps(cfg.steps)
     local_stats = cluster.map(_local, parts, names, stage_uri=stage.uri, cfg=cfg)
     works = [join(stage.uri, "_work", f"{n}.parquet") for n in names]
-    drops = _choose_drops(cluster.map(_keys, works), cfg.exact_dedup)
-    global_stats = cluster.map(_finalize, works, names, drops, stage_uri=stage.uri, exact=cfg.exact_dedup)
+    drops = _choose_drops(cluster.map(_keys, works, bands=_band_columns(cfg)), cfg)
+    global_stats = cluster.map(_finalize, works, names, drops, stage_uri=stage.uri, cfg=cfg)
     funnel = _merge(local_stats) + _merge(global_stats)
     prev_kept = None
     for s in funnel:  # conservation per step, and each step consumes exactly what the previous kept

@@ -116,12 +116,3 @@ def gopher_repetition(df: pd.DataFrame, cfg) -> StepResult:
 def dedup_key(text: str) -> str:
     """Exact-duplicate key: hash of the lower-cased text with whitespace collapsed."""
     return hashlib.sha1(" ".join(text.lower().split()).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-# Partition-local rules in order. Global rules (dedup) run after them in tasks/curate.py.
-LOCAL_STEPS: list[tuple[str, Callable[[pd.DataFrame, object], StepResult]]] = [
-    ("normalize", normalize),
-    ("gopher_quality", gopher_quality),
-    ("gopher_repetition", gopher_repetition),
-]
-GLOBAL_STEPS = ["duplicate_id", "exact_dedup"]

@@ -107,7 +107,9 @@ def _encode_part(uri: str, name: str, tok_uri: str, eod: int, vocab: int, shards
         builder.finalize(local.path(f"{name}.idx"))
         local.finish()
         out.append({"source_id": source, "split": split, "shard": join(shards_uri, source, split, name),
-                    "doc_ids": g["doc_id"].tolist(), "num_tokens": lengths})
+                    "doc_ids": g["doc_id"].tolist(), "num_tokens": lengths,
+                    "num_words": int(sum(len(t.split()) for t in g["text"])),
+                    "max_token_id": int(max((max(e.ids, default=0) for e in enc), default=0))})
     return out
 
 
@@ -165,13 +167,16 @@ def tokenize(curated_parts: list[str], stage_uri: str, cluster: Cluster, cfg, do
     for (source, split), prefix in zip(keys, prefixes):
         pos = 0
         n_tokens = 0
+        n_words = sum(g["num_words"] for g in groups[(source, split)])
+        max_id = max(max(g["max_token_id"] for g in groups[(source, split)]), eod)
         for g in groups[(source, split)]:
             for d, n in zip(g["doc_ids"], g["num_tokens"]):
                 index_rows.append((d, source, split, prefix, pos, n))
                 pos += 1
                 n_tokens += n
         datasets.append({"source_id": source, "domain": domains[source], "license": licenses[source],
-                         "split": split, "prefix": prefix, "num_docs": pos, "num_tokens": n_tokens})
+                         "split": split, "prefix": prefix, "num_docs": pos, "num_tokens": n_tokens,
+                         "num_words": n_words, "max_token_id": max_id})
     fs, shards_path = url_to_fs(shards_uri)
     fs.rm(shards_path, recursive=True)
     doc_index = pd.DataFrame(index_rows, columns=["doc_id", "source_id", "split", "dataset", "position", "num_tokens"])

@@ -153,3 +153,26 @@ class Tracker(NoopTracker):
 
     def aliases(self, name: str, version: str) -> list[str]:
         return list(self._client().get_model_version(name, version).aliases)
+
+
+def list_models(tracking_uri: str) -> list[dict]:
+    """Registered models with their versions, aliases, creation time and key metrics (keel.eval.* tags)."""
+    import datetime as dt
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    out = []
+    for rm in client.search_registered_models():
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (rm.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        versions = []
+        for v in sorted(client.search_model_versions(f"name = '{rm.name}'"), key=lambda v: -int(v.version)):
+            metrics = {k.removeprefix("keel.eval."): val for k, val in v.tags.items() if k.startswith("keel.eval.")}
+            versions.append({"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
+                             "created": dt.datetime.fromtimestamp(v.creation_timestamp / 1000).isoformat(timespec="seconds"),
+                             "promoted": v.tags.get("keel.gate.promote"), "sources": v.tags.get("keel.sources"),
+                             "metrics": metrics, "source": v.source})
+        out.append({"name": rm.name, "versions": versions})
+    return out

@@ -62,7 +62,9 @@ n_workers = 2
 partition_rows = 1500
 
 [curate]
+steps = ["normalize", "language", "gopher_quality", "gopher_repetition", "hap", "pii"]
 min_words = 20
+min_lang_score = 0.3
 
 [contracts]
 expectations = "{expectations}"

@@ -4,7 +4,8 @@ import pandas as pd
 from hypothesis import given, settings, strategies as st
 
 from model.config import CurateConfig
-from tasks.curation import LOCAL_STEPS, dedup_key, gopher_quality, gopher_repetition, normalize, normalize_text
+from tasks.curation import dedup_key, gopher_quality, gopher_repetition, normalize, normalize_text
+from tasks.rules import RULES
 
 CFG = CurateConfig(min_words=5)
 GOOD = "The cat sat on the mat and looked at the bird with interest while the sun was shining."
@@ -54,8 +55,8 @@ def test_dedup_key_is_case_and_whitespace_insensitive():
 @given(st.lists(st.text(max_size=300), min_size=1, max_size=20))
 def test_local_steps_never_crash_and_conserve(texts):
     df = pd.DataFrame({"text": texts})
-    for _, rule in LOCAL_STEPS:
-        res = rule(df, CurateConfig())
+    for step in CurateConfig().steps + ["c4_quality"]:
+        res = RULES[step](df, CurateConfig())
         assert len(res.keep) == len(df) == len(res.reasons)
         assert all((r is None) == k for k, r in zip(res.keep, res.reasons))
         df = res.frame[np.asarray(res.keep)].reset_index(drop=True)

@@ -1,5 +1,7 @@
 """The whole DAG on the real demo corpus with a tiny recipe: registry, lineage, conservation, mix, caching."""
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from tasks.cluster import list_parts
 from tests.conftest import write_recipe
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
 
 DATA_STAGES = ["ingest", "curate", "contract_curated", "tokenize"]
 ALL = ["legal", *DATA_STAGES, "pretrain", "specialize", "evaluate", "register"]
@@ -74,3 +77,18 @@ def test_unapproved_source_stops_the_run_before_ingest(tmp_path, demo_corpus, pr
     with pytest.raises(Exception, match="legal review is 'pending'"):
         keel_pipeline(str(recipe))
     assert not (tmp_path / "runs" / "ingest").exists()
+
+
+def test_failed_contract_stops_downstream_with_a_report(tmp_path, demo_corpus, prefect_harness):
+    suites = tmp_path / "expectations"
+    shutil.copytree(REPO / "data_contracts" / "expectations", suites)
+    suite = json.loads((suites / "curated.json").read_text())
+    suite["expectations"].append({"type": "expect_column_value_lengths_to_be_between",
+                                  "kwargs": {"column": "text", "min_value": 1, "max_value": 200}})
+    (suites / "curated.json").write_text(json.dumps(suite))
+    recipe = write_recipe(tmp_path, demo_corpus, ids=["mitre_attack"])
+    with pytest.raises(Exception, match="data contract 'curated' failed"):
+        keel_pipeline(str(recipe), [f"contracts.expectations={json.dumps(str(suites))}"])
+    assert (tmp_path / "runs" / "curate").exists() and not (tmp_path / "runs" / "tokenize").exists()
+    report = next((tmp_path / "runs" / "contract_curated").glob("*/report.md")).read_text()
+    assert "FAILED" in report and "expect_column_value_lengths_to_be_between" in report
