@@ -35,6 +35,9 @@ def register(ctx: RunContext, sources: list, evaluation: dict) -> dict:
             version, status = info["version"], "completed"
             prov = [p for p in ctx.summaries["legal"]["approved"]]
             tags = reg.lineage_tags(ctx.hashes, prov, evaluation, str(flow_run.get_id()), t.run_id, ctx.counts, True)
+            ui = flow_run.get_flow_run_ui_url()
+            if ui:
+                tags["keel.prefect_flow_run_url"] = ui
             t.tag_version(name, version, {**tags, "keel.register_hash": key}, reg.description(prov, evaluation))
             t.set_alias(name, "candidate", version)
             if evaluation["gate"]["promote"]:
@@ -57,6 +60,11 @@ def _artifacts(ctx: RunContext) -> None:
     for name in ("contract_curated", "contract_tokenized", "contract_mix_specialize"):
         if ctx.summaries.get(name):
             create_markdown_artifact(key=name.replace("_", "-"), markdown=report_markdown(ctx.summaries[name]["report"]))
+    ev = ctx.summaries.get("evaluate")
+    if ev and ev.get("comparison"):
+        create_table_artifact(key="evaluation", description="Held-out perplexity per domain, size, tokens, compute",
+                              table=[{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}
+                                     for row in ev["comparison"]])
     if ctx.summaries.get("plan"):
         from tasks.plan import plan_markdown
 
@@ -87,8 +95,9 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: s
         base = stages.pretrain(ctx, tokenized)
         special = stages.specialize(ctx, tokenized, base)
         stages.contract_mix(ctx, special, "specialize")
+        general_baseline = stages.baseline(ctx, tokenized) if recipe.baseline.enabled else None
         domain = _specialization_domain(recipe)
-        evaluation = stages.evaluate(ctx, tokenized, base, special, domain)
+        evaluation = stages.evaluate(ctx, tokenized, base, special, domain, general_baseline)
         model = register(ctx, sources, evaluation)
         return _summary(ctx, model, evaluation, t0) | {
             "realized_mix": special["result"]["realized_mix"]["domain_share"],

@@ -13,7 +13,7 @@ from flows.context import RunContext, run_stage
 from model.presets import resolve_spec
 from tasks import contracts, curate as curate_mod, ingest as ingest_mod, legal, tokenize as tok_mod
 from tasks.cluster import list_parts
-from tasks.evaluate import evaluate_checkpoint, gate
+from tasks.evaluate import evaluate_checkpoint, gate, hap_rate
 from tasks.readers import list_files
 from tasks.storage import is_remote, url_to_fs
 from tasks.train import train
@@ -188,12 +188,14 @@ def _local_manifest(ctx: RunContext, manifest: dict) -> dict:
     return out
 
 
-def _train_stage(ctx: RunContext, kind: str, tokenized: dict, init_from: str, upstream: list[str]) -> dict:
+def _train_stage(ctx: RunContext, kind: str, tokenized: dict, init_from: str, upstream: list[str],
+                 model_section: dict | None = None, train_cfg: dict | None = None) -> dict:
     r = ctx.recipe
     manifest = tokenized["manifest"]
-    spec = resolve_spec(r.section_dict("model"), manifest["vocab_size"])
-    train_cfg = r.section_dict(kind)
-    config = {"model": r.section_dict("model"), kind: train_cfg, "seed": r.run.seed}
+    model_section = model_section or r.section_dict("model")
+    spec = resolve_spec(model_section, manifest["vocab_size"])
+    train_cfg = train_cfg or r.section_dict(kind)
+    config = {"model": model_section, kind: train_cfg, "seed": r.run.seed}
 
     def run(sd):
         local = _local_dir(ctx, sd.uri)
@@ -228,11 +230,37 @@ def specialize(ctx: RunContext, tokenized: dict, base: dict) -> dict:
     return _train_stage(ctx, "specialize", tokenized, base["checkpoint"], ["tokenize", "pretrain"])
 
 
+@task(name="baseline", **STAGE)
+def baseline(ctx: RunContext, tokenized: dict) -> dict:
+    """A general-only model (usually larger) trained on as many tokens as pretrain + specialize together."""
+    import math
+
+    r = ctx.recipe
+    b = r.baseline
+    sequences = r.pretrain.steps * r.pretrain.global_batch_size + r.specialize.steps * r.specialize.global_batch_size
+    model_section = r.section_dict("model") | {"preset": b.preset or r.model.preset, "num_layers": b.num_layers,
+                                               "hidden_size": b.hidden_size, "num_attention_heads": b.num_attention_heads}
+    train_cfg = r.section_dict("pretrain") | {
+        "steps": math.ceil(sequences / b.global_batch_size), "global_batch_size": b.global_batch_size,
+        "micro_batch_size": b.micro_batch_size, "lr": b.lr, "min_lr": b.min_lr, "warmup_steps": b.warmup_steps,
+        "mix": {"general": 1.0}}
+    return _train_stage(ctx, "baseline", tokenized, "", ["tokenize"], model_section, train_cfg)
+
+
 @task(name="evaluate", **STAGE)
-def evaluate(ctx: RunContext, tokenized: dict, base: dict, special: dict, domain: str) -> dict:
+def evaluate(ctx: RunContext, tokenized: dict, base: dict, special: dict, domain: str,
+             general_baseline: dict | None = None) -> dict:
+    from model.presets import ModelSpec
+    from tasks.study import chart, comparison_rows, table_markdown
+
     r = ctx.recipe
     manifest = tokenized["manifest"]
     spec = resolve_spec(r.section_dict("model"), manifest["vocab_size"])
+    models = {"base": (base["checkpoint"], spec), "specialized": (special["checkpoint"], spec)}
+    trained = {"base": base, "specialized": special}
+    if general_baseline:
+        models["baseline"] = (general_baseline["checkpoint"], ModelSpec(**general_baseline["spec"]))
+        trained["baseline"] = general_baseline
 
     def run(sd):
         local = _local_dir(ctx, sd.uri)
@@ -241,22 +269,39 @@ def evaluate(ctx: RunContext, tokenized: dict, base: dict, special: dict, domain
         Path(tok_local).write_bytes(url_to_fs(manifest["tokenizer"]["path"])[0].cat_file(
             url_to_fs(manifest["tokenizer"]["path"])[1]))
         lm = _local_manifest(ctx, manifest)
-        results = {name: evaluate_checkpoint(name, local, spec, ckpt, lm, tok_local, r.evaluate.max_sequences,
+        results = {name: evaluate_checkpoint(name, local, sp, ckpt, lm, tok_local, r.evaluate.max_sequences,
                                              log=lambda line: ctx.logger.info(f"[evaluate] {line}"))
-                   for name, ckpt in (("base", base["checkpoint"]), ("specialized", special["checkpoint"]))}
+                   for name, (ckpt, sp) in models.items()}
+        rate = hap_rate(results["specialized"], r.curate.hap_threshold)
+        # reaching this stage means every contract and the legal gate passed (a failure stops the flow)
+        data_ok = all(ctx.summaries.get(k, {}).get("report", {}).get("success", False)
+                      for k in ("contract_curated", "contract_tokenized", "contract_mix_specialize"))
         decision = gate(results["base"], results["specialized"], domain, r.evaluate.min_domain_improvement,
-                        r.evaluate.max_general_regression, data_ok=True)
+                        r.evaluate.max_general_regression, data_ok=data_ok, hap_rate=rate,
+                        max_hap_rate=r.evaluate.max_hap_rate)
         if is_remote(sd.uri):
             fs, path = url_to_fs(sd.uri)
             fs.put(local.rstrip("/") + "/", path, recursive=True)
+        # tokens each model saw: the specialized model saw pretrain + specialize tokens
+        seen = {k: v["result"]["realized_mix"]["tokens"] for k, v in trained.items()}
+        seen["specialized"] += seen["base"]
+        rows = comparison_rows(results, {k: sp for k, (_, sp) in models.items()}, seen, domain)
+        table = table_markdown(rows)
+        Path(local, "comparison.md").write_text(table)
+        chart(rows, str(Path(local, "comparison.png")))
         return {"results": results, "gate": decision, "local_dir": local, "tokenizer": tok_local,
-                "hf_dir": results["specialized"]["export"]["hf_dir"]}
+                "hf_dir": results["specialized"]["export"]["hf_dir"], "comparison": rows, "comparison_md": table}
 
     def log_fn(summary):
         for name, res in summary["results"].items():
             for group, m in res["groups"].items():
                 ctx.tracker.log_metrics({f"{name}.{group}.{k}": v for k, v in m.items() if k in ("ppl", "bpb", "loss")})
         ctx.tracker.log_metrics({k: v for k, v in summary["gate"].items() if isinstance(v, float)})
+        ctx.tracker.log_text(summary["comparison_md"], "comparison.md")
+        ctx.tracker.log_artifact(str(Path(summary["local_dir"], "comparison.png")))
+        ctx.tracker.log_dict({k: v["generations"] for k, v in summary["results"].items()}, "generations.json")
 
-    return run_stage(ctx, "evaluate", r.section_dict("evaluate"), ["pretrain", "specialize"],
-                     ["model.evaluate", "model.hf_export", "tasks.evaluate"], run, log_fn)
+    upstream = ["pretrain", "specialize"] + (["baseline"] if general_baseline else [])
+    return run_stage(ctx, "evaluate", r.section_dict("evaluate") | {"hap_threshold": r.curate.hap_threshold},
+                     upstream, ["model.evaluate", "model.hf_export", "tasks.evaluate", "tasks.hap"],
+                     run, log_fn)

@@ -204,6 +204,32 @@ class EvaluateConfig:
     """Gate: specialized domain ppl must be at least this fraction below the base model's."""
     max_general_regression: float = 0.5
     """Gate: specialized general ppl may be at most this fraction above the base model's."""
+    max_hap_rate: float = 0.1
+    """Gate: at most this fraction of sample generations may reach the HAP threshold."""
+
+
+@dataclass
+class BaselineConfig:
+    enabled: bool = False
+    """Also train a general-only baseline with the same total tokens as pretrain + specialize."""
+    preset: str = ""
+    """Baseline model size preset (empty: the [model] preset)."""
+    num_layers: int = 0
+    """Override the baseline preset's layers (0 keeps it)."""
+    hidden_size: int = 0
+    """Override the baseline preset's hidden size (0 keeps it)."""
+    num_attention_heads: int = 0
+    """Override the baseline preset's heads (0 keeps it)."""
+    global_batch_size: int = 16
+    """Sequences per step; steps follow from the token budget."""
+    micro_batch_size: int = 8
+    """Sequences per micro-batch."""
+    lr: float = 3e-3
+    """Peak learning rate."""
+    min_lr: float = 3e-4
+    """Final learning rate."""
+    warmup_steps: int = 10
+    """Warm-up steps."""
 
 
 @dataclass
@@ -229,6 +255,7 @@ SECTIONS: dict[str, type] = {
     "specialize": TrainConfig,
     "evaluate": EvaluateConfig,
     "plan": PlanConfig,
+    "baseline": BaselineConfig,
 }
 
 
@@ -246,6 +273,7 @@ class Recipe:
     specialize: TrainConfig
     evaluate: EvaluateConfig
     plan: PlanConfig
+    baseline: BaselineConfig
     path: str = ""
 
     def section_dict(self, name: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Promotion gate decisions on constructed metric sets."""
 import pytest
 
-from tasks.evaluate import gate, test_groups
+from tasks.evaluate import gate, heldout_groups
 from tasks.plan import plan
 from model.presets import ModelSpec
 
@@ -28,11 +28,11 @@ def test_gate(special, kwargs, promote, why):
     assert d["domain_ppl_gain"] == pytest.approx((100 - special["groups"]["cybersecurity"]["ppl"]) / 100)
 
 
-def test_test_groups_by_domain():
+def test_heldout_groups_by_domain():
     ds = [{"domain": "general", "split": "test", "num_tokens": 5, "prefix": "a"},
           {"domain": "general", "split": "train", "num_tokens": 5, "prefix": "b"},
           {"domain": "cyber", "split": "test", "num_tokens": 0, "prefix": "c"}]
-    assert test_groups(ds) == {"general": ["a"]}
+    assert heldout_groups(ds) == {"general": ["a"]}
 
 
 def test_planner_numbers_on_known_inputs():
@@ -43,11 +43,12 @@ def test_planner_numbers_on_known_inputs():
           {"source_id": "c2", "domain": "cyber", "split": "train", "num_tokens": 1_000, "num_words": 700},
           {"source_id": "g", "domain": "general", "split": "test", "num_tokens": 999, "num_words": 999}]
     p = plan(spec, ds, {"specialize": {"steps": 10, "global_batch_size": 8, "mix": {"cyber": 0.5, "general": 0.5}}},
-             min_words_per_param=10, max_epochs=1.0)
+             min_words_per_param=10, max_epochs=0.5)
     assert p["params"] == n and p["unique_train_tokens"] == 14_000 and p["unique_train_words"] == 10_700
     assert p["training_tokens"] == 10 * 8 * 64 and p["flops"] == 6.0 * n * 5120
     rows = {r["source_id"]: r for r in p["sources"]}
     assert rows["g"]["share"] == 0.5 and rows["c1"]["share"] == pytest.approx(0.375)
     assert rows["c2"]["epochs"] == pytest.approx(5120 * 0.125 / 1000)
     assert any("model too large" in w for w in p["warnings"])
-    assert any("c2 would be repeated" in w for w in p["warnings"])
+    assert any("c2 would be repeated 0.6 epochs" in w for w in p["warnings"])
+    assert not any("source g " in w for w in p["warnings"])

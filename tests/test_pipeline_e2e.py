@@ -40,6 +40,15 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     assert mv.tags["keel.prefect_flow_run_id"] == first["flow_run_id"]
     assert ("champion" in first["aliases"]) == (mv.tags["keel.gate.promote"] == "true")
 
+    # the registered model loads by alias through MLflow and generates text; the HF export matches megatron
+    import mlflow
+
+    mlflow.set_tracking_uri(first["tracking_uri"])
+    lm = mlflow.pyfunc.load_model(f"models:/{r.run.registered_model}@candidate")
+    out = lm.predict(["The attacker", "To be"], params={"max_new_tokens": 8})
+    assert len(out) == 2 and all(isinstance(x, str) and x for x in out)
+    assert first["export_max_abs_logit_diff"] < 1e-4
+
     # conservation at every stage, checked against the files on disk
     c = first["counts"]
     for stage in DATA_STAGES:

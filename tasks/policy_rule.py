@@ -1,0 +1,80 @@
+"""Document-level legal checks during curation: URL/domain blocklist, opt-outs, per-document licences and
+copyright notices. Policy comes from data_contracts/policy.toml (plus, optionally, FineWeb's UT1-derived
+domain blocklist shipped in datatrove's assets when that package is installed)."""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+
+from tasks.curation import StepResult, _result
+
+_COPYRIGHT = re.compile(r"(all rights reserved|©\s*\d{4}|\(c\)\s*\d{4}|copyright\s+(?:©\s*)?\d{4})", re.I)
+
+
+def domain_of(url) -> str:
+    if not isinstance(url, str) or not url:
+        return ""
+    host = (urlsplit(url if "://" in url else "//" + url).hostname or "").lower()
+    return host.removeprefix("www.")
+
+
+def _matches_domain(host: str, domains: frozenset[str]) -> bool:
+    """True when host or any parent domain is listed (example.org blocks a.b.example.org)."""
+    parts = host.split(".")
+    return any(".".join(parts[i:]) in domains for i in range(len(parts) - 1))
+
+
+@lru_cache(maxsize=4)
+def _policy(path: str, use: str, ut1: bool):
+    from tasks.legal import load_policy
+
+    p = load_policy(path)
+    blocked = set(d.lower() for d in p.blocked_domains)
+    if ut1:
+        blocked |= _ut1_domains()
+    return (p, frozenset(blocked), frozenset(d.lower() for d in p.optout_domains),
+            [re.compile(x) for x in p.blocked_url_patterns], [re.compile(x) for x in p.optout_url_patterns],
+            frozenset(p.optout_doc_ids), frozenset(p.allowed_licenses(use)))
+
+
+@lru_cache(maxsize=1)
+def _ut1_domains() -> frozenset[str]:
+    try:
+        from importlib.resources import files
+
+        path = files("datatrove") / "assets" / "banned_domains.txt"  # FineWeb's UT1-derived list
+        return frozenset(x.strip().lower() for x in path.read_text().splitlines() if x.strip())
+    except (ModuleNotFoundError, FileNotFoundError):
+        return frozenset()
+
+
+def legal_policy(df: pd.DataFrame, cfg) -> StepResult:
+    """Reject opted-out, blocklisted or unlicensed documents; flag (or reject) copyright notices."""
+    policy, blocked, optout_domains, blocked_pat, optout_pat, optout_ids, allowed = _policy(
+        cfg.policy_path, cfg.intended_use, cfg.ut1_blocklist)
+    reasons, notices = [], []
+    for doc_id, url, lic, text in zip(df["doc_id"], df["url"], df["license"], df["text"]):
+        host = domain_of(url)
+        notice = bool(_COPYRIGHT.search(text[:20000]))
+        notices.append(notice)
+        if doc_id in optout_ids:
+            reasons.append("optout_doc")
+        elif host and _matches_domain(host, optout_domains):
+            reasons.append(f"optout_domain:{host}")
+        elif isinstance(url, str) and any(p.search(url) for p in optout_pat):
+            reasons.append("optout_url_pattern")
+        elif host and _matches_domain(host, blocked):
+            reasons.append(f"blocked_domain:{host}")
+        elif isinstance(url, str) and any(p.search(url) for p in blocked_pat):
+            reasons.append("blocked_url_pattern")
+        elif lic not in allowed:
+            reasons.append(f"license_not_allowed:{lic}")
+        elif notice and policy.reject_copyright_notices:
+            reasons.append("copyright_notice")
+        else:
+            reasons.append(None)
+    return _result(df, reasons, {"copyright_notice": np.array(notices, dtype=bool)})
