@@ -3,6 +3,8 @@
   keel run --recipe infra/recipes/demo.toml [--set section.key=value ...] [--json]
   keel plan --recipe R [--set ...] [--json]     token budget (runs/reuses the data stages)
   keel models [--tracking-uri URI] [--json]     registered models, versions, aliases, key metrics
+  keel lineage (--model NAME@ALIAS | --source ID | --doc ID) [--json]
+  keel forget (--source ID | --doc ID) --recipe R [--no-run]
   keel corpus [--data-root .keel/corpus] [--force]
 """
 from __future__ import annotations
@@ -95,6 +97,61 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _tracking_uri(args) -> str:
+    from tasks.tracking import default_tracking_uri
+
+    if getattr(args, "tracking_uri", ""):
+        return args.tracking_uri
+    if getattr(args, "recipe", ""):
+        from model.config import load_recipe
+
+        return load_recipe(args.recipe).run.tracking_uri or default_tracking_uri()
+    return default_tracking_uri()
+
+
+def cmd_lineage(args) -> int:
+    from tasks import lineage
+
+    uri = _tracking_uri(args)
+    if args.model:
+        out = lineage.model_lineage(uri, args.model)
+    elif args.source:
+        out = {"source": args.source, "models": lineage.versions_with_source(uri, args.source)}
+    else:
+        out = {"doc": args.doc, "models": lineage.versions_with_doc(uri, args.doc)}
+    if args.json:
+        print(json.dumps(out))
+    elif args.model:
+        print(f"{out['model']} v{out['version']} {out['aliases']}{'  TAINTED' if out['tainted'] else ''}")
+        for sid in out["sources"]:
+            print(f"  {sid:<16} {out['licenses'].get(sid, '?'):<32} {out['tokens_by_source'].get(sid, 0):>12,} tokens")
+        print(f"  ledger: {out['ledger_uri']} (sha256 {out['ledger_sha256']})")
+    else:
+        print(f"{'source' if args.source else 'document'} {args.source or args.doc} was seen by:")
+        for m in out["models"] or [{"model": "(no registered model)", "version": "", "aliases": []}]:
+            print(f"  {m['model']} v{m['version']} {m['aliases']}")
+    return 0
+
+
+def cmd_forget(args) -> int:
+    from model.config import load_recipe
+    from tasks import lineage
+
+    recipe = load_recipe(args.recipe)
+    uri = recipe.run.tracking_uri or _tracking_uri(args)
+    kind, value = ("sources", args.source) if args.source else ("doc_ids", args.doc)
+    added = lineage.add_optout(recipe.legal.optout, kind, value)
+    seen = lineage.versions_with_source(uri, value) if args.source else lineage.versions_with_doc(uri, value)
+    lineage.taint(uri, seen, f"opt-out of {kind[:-1]} {value}")
+    print(f"opt-out {'added' if added else 'already present'}: {kind} {value} in {recipe.legal.optout}")
+    for m in seen:
+        print(f"  tagged tainted: {m['model']} v{m['version']} {m['aliases']}")
+    if args.no_run:
+        return 0
+    args.set, args.json, args.until = [], args.json, ""
+    return cmd_run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="keel", description="raw text -> registered, specialized model")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +170,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tracking-uri", default="")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("lineage", help="which data a model saw, or which models saw some data")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model", help="NAME@ALIAS or NAME:VERSION")
+    g.add_argument("--source")
+    g.add_argument("--doc")
+    p.add_argument("--tracking-uri", default="")
+    p.add_argument("--recipe", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_lineage)
+    p = sub.add_parser("forget", help="opt a source or document out, taint models that saw it, re-run")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--source")
+    g.add_argument("--doc")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--no-run", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_forget)
     p = sub.add_parser("corpus", help="write the demo corpus from installed packages")
     p.add_argument("--data-root", default=".keel/corpus")
     p.add_argument("--force", action="store_true")

@@ -4,6 +4,7 @@ legal gate -> ingest -> curate (Dask) -> contract (GX) -> tokenize -> pretrain -
 """
 from __future__ import annotations
 
+import json
 import time
 
 from prefect import flow, get_run_logger, task
@@ -35,6 +36,10 @@ def register(ctx: RunContext, sources: list, evaluation: dict) -> dict:
             version, status = info["version"], "completed"
             prov = [p for p in ctx.summaries["legal"]["approved"]]
             tags = reg.lineage_tags(ctx.hashes, prov, evaluation, str(flow_run.get_id()), t.run_id, ctx.counts, True)
+            ledger = ctx.summaries["tokenize"]["ledger"]
+            tags.update({"keel.ledger_uri": ledger["uri"], "keel.ledger_sha256": ledger["sha256"],
+                         "keel.tokens_by_license": json.dumps(ledger["tokens_by_license"], sort_keys=True),
+                         "keel.tokens_by_source": json.dumps(ledger["tokens_by_source"], sort_keys=True)})
             ui = flow_run.get_flow_run_ui_url()
             if ui:
                 tags["keel.prefect_flow_run_url"] = ui

@@ -14,6 +14,7 @@ from model.presets import resolve_spec
 from tasks import contracts, curate as curate_mod, ingest as ingest_mod, legal, tokenize as tok_mod
 from tasks.cluster import list_parts
 from tasks.evaluate import evaluate_checkpoint, gate, hap_rate
+from tasks.lineage import build_ledger
 from tasks.readers import list_files
 from tasks.storage import is_remote, url_to_fs
 from tasks.train import train
@@ -28,7 +29,7 @@ def _file_hash(path: str) -> str:
 @task(name="legal_gate", **STAGE)
 def legal_gate(ctx: RunContext) -> list[legal.SourceManifest]:
     r = ctx.recipe
-    policy = legal.load_policy(r.legal.policy)
+    policy = legal.load_policy(r.legal.policy)  # opt-outs act at document level, in curation
     approved = legal.gate_sources(r.sources.ids, r.sources.manifests, r.sources.data_root, policy, r.legal.intended_use)
     config = {"legal": r.section_dict("legal"), "policy": _file_hash(r.legal.policy),
               "manifests": {m.id: _file_hash(m.path) for m in approved}}
@@ -57,12 +58,30 @@ def ingest(ctx: RunContext, sources: list[legal.SourceManifest]) -> dict:
                      lambda sd: ingest_mod.ingest(sources, sd, ctx.cluster, r.dask.partition_rows, r.sources.max_doc_bytes))
 
 
+def curate_config(r):
+    """[curate] plus the legal settings its document-level policy rule needs (absolute paths)."""
+    import dataclasses
+
+    optout = Path(r.legal.optout).resolve()
+    return dataclasses.replace(r.curate, policy_path=str(Path(r.legal.policy).resolve()), optout_path=str(optout),
+                               intended_use=r.legal.intended_use, ut1_blocklist=r.legal.ut1_blocklist)
+
+
 @task(name="curate", **STAGE)
 def curate(ctx: RunContext, ingested: dict) -> dict:
+    import dataclasses
+
+    r = ctx.recipe
     docs = ingested["uri"] + "/docs"
-    out = run_stage(ctx, "curate", ctx.recipe.section_dict("curate"), ["ingest"],
+    cfg = curate_config(r)
+    optout = Path(cfg.optout_path)
+    config = dataclasses.asdict(cfg) | {"policy_sha": _file_hash(cfg.policy_path),
+                                        "optout_sha": _file_hash(str(optout)) if optout.is_file() else ""}
+    for k in ("policy_path", "optout_path"):
+        config.pop(k)
+    out = run_stage(ctx, "curate", config, ["ingest"],
                     ["tasks.curate", "tasks.curation", "tasks.rules", "tasks.filters_web", "tasks.pii",
-                     "tasks.hap", "tasks.minhash"], lambda sd: curate_mod.curate(docs, sd, ctx.cluster, ctx.recipe.curate))
+                     "tasks.hap", "tasks.minhash", "tasks.policy_rule"], lambda sd: curate_mod.curate(docs, sd, ctx.cluster, cfg))
     assert out["counts"]["in"] == ingested["counts"]["kept"], "documents lost between ingest and curate"
     return out
 
@@ -99,12 +118,14 @@ def tokenize(ctx: RunContext, curated: dict, sources: list[legal.SourceManifest]
             url_to_fs(r.tokenize.tokenizer_path)[1])).hexdigest()
 
     def run(sd):
-        manifest = tok_mod.tokenize(list_parts(curated["uri"] + "/data"), sd.uri, ctx.cluster, r.tokenize, domains, licenses)
+        parts = list_parts(curated["uri"] + "/data")
+        manifest = tok_mod.tokenize(parts, sd.uri, ctx.cluster, r.tokenize, domains, licenses)
         n_docs = sum(d["num_docs"] for d in manifest["datasets"])
-        return {"manifest": manifest, "counts": {"in": curated["counts"]["kept"], "kept": n_docs,
-                                                 "rejected": curated["counts"]["kept"] - n_docs}}
+        ledger = build_ledger(parts, manifest["doc_index"], list(r.curate.steps), sd.path("ledger.parquet"), ctx.cluster)
+        return {"manifest": manifest, "ledger": ledger,
+                "counts": {"in": curated["counts"]["kept"], "kept": n_docs, "rejected": curated["counts"]["kept"] - n_docs}}
 
-    out = run_stage(ctx, "tokenize", config, ["curate", "contract_curated"], ["tasks.tokenize"], run)
+    out = run_stage(ctx, "tokenize", config, ["curate", "contract_curated"], ["tasks.tokenize", "tasks.lineage"], run)
     assert out["counts"]["rejected"] == 0, "documents lost in tokenization"
     return out
 

@@ -47,6 +47,10 @@ class LegalConfig:
     """Licence allow-list, blocklists and opt-outs."""
     intended_use: str = "commercial"
     """Which allow-list category set applies: 'commercial' or 'research'."""
+    optout: str = "data_contracts/optout.toml"
+    """Opt-outs recorded by `keel forget`, merged into the policy's [optout]."""
+    ut1_blocklist: bool = True
+    """Also block FineWeb's UT1-derived domain list when datatrove's assets are installed."""
 
 
 @dataclass
@@ -63,7 +67,7 @@ class DaskConfig:
 
 @dataclass
 class CurateConfig:
-    steps: list[str] = field(default_factory=lambda: ["normalize", "language", "gopher_quality", "gopher_repetition",
+    steps: list[str] = field(default_factory=lambda: ["normalize", "legal_policy", "language", "gopher_quality", "gopher_repetition",
                                                       "fineweb_quality", "hap", "pii"])
     """Partition-local rules in order (tasks/rules.py); exact and near dedup run after them, globally."""
     languages: list[str] = field(default_factory=lambda: ["en"])
@@ -82,6 +86,14 @@ class CurateConfig:
     """FineWeb: reject when duplicated-line characters exceed this fraction."""
     fineweb_new_line_ratio: float = 0.3
     """FineWeb: reject when newlines per word exceed this (list-like documents)."""
+    policy_path: str = ""
+    """Filled from [legal] at run time (the document-level legal rule reads it)."""
+    optout_path: str = ""
+    """Filled from [legal] at run time."""
+    intended_use: str = "commercial"
+    """Filled from [legal] at run time."""
+    ut1_blocklist: bool = True
+    """Filled from [legal] at run time."""
     near_dedup: bool = True
     """MinHash near-duplicate removal across all shards and sources (one survivor per cluster)."""
     minhash_ngram: int = 5

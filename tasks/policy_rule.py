@@ -29,16 +29,16 @@ def _matches_domain(host: str, domains: frozenset[str]) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _policy(path: str, use: str, ut1: bool):
+def _policy(path: str, optout_path: str, use: str, ut1: bool, _stamp: str):
     from tasks.legal import load_policy
 
-    p = load_policy(path)
+    p = load_policy(path, optout_path or None)
     blocked = set(d.lower() for d in p.blocked_domains)
     if ut1:
         blocked |= _ut1_domains()
     return (p, frozenset(blocked), frozenset(d.lower() for d in p.optout_domains),
             [re.compile(x) for x in p.blocked_url_patterns], [re.compile(x) for x in p.optout_url_patterns],
-            frozenset(p.optout_doc_ids), frozenset(p.allowed_licenses(use)))
+            frozenset(p.optout_doc_ids), frozenset(p.allowed_licenses(use)), frozenset(p.optout_sources))
 
 
 @lru_cache(maxsize=1)
@@ -54,14 +54,20 @@ def _ut1_domains() -> frozenset[str]:
 
 def legal_policy(df: pd.DataFrame, cfg) -> StepResult:
     """Reject opted-out, blocklisted or unlicensed documents; flag (or reject) copyright notices."""
-    policy, blocked, optout_domains, blocked_pat, optout_pat, optout_ids, allowed = _policy(
-        cfg.policy_path, cfg.intended_use, cfg.ut1_blocklist)
+    import os
+
+    stamp = "|".join(str(os.stat(p).st_mtime_ns) if p and os.path.exists(p) else "-"
+                     for p in (cfg.policy_path, cfg.optout_path))
+    policy, blocked, optout_domains, blocked_pat, optout_pat, optout_ids, allowed, optout_sources = _policy(
+        cfg.policy_path, cfg.optout_path, cfg.intended_use, cfg.ut1_blocklist, stamp)
     reasons, notices = [], []
-    for doc_id, url, lic, text in zip(df["doc_id"], df["url"], df["license"], df["text"]):
+    for doc_id, src, url, lic, text in zip(df["doc_id"], df["source_id"], df["url"], df["license"], df["text"]):
         host = domain_of(url)
         notice = bool(_COPYRIGHT.search(text[:20000]))
         notices.append(notice)
-        if doc_id in optout_ids:
+        if src in optout_sources:
+            reasons.append("optout_source")
+        elif doc_id in optout_ids:
             reasons.append("optout_doc")
         elif host and _matches_domain(host, optout_domains):
             reasons.append(f"optout_domain:{host}")

@@ -8,6 +8,7 @@ import pandas as pd
 from tasks.curation import StepResult, _result, gopher_quality, gopher_repetition, normalize
 from tasks.filters_web import c4_quality, fineweb_quality
 from tasks.pii import pii_redact
+from tasks.policy_rule import legal_policy
 
 LANGID_CHARS = 2000
 
@@ -42,6 +43,7 @@ def hap(df: pd.DataFrame, cfg) -> StepResult:
 
 RULES = {
     "normalize": normalize,
+    "legal_policy": legal_policy,
     "language": language,
     "gopher_quality": gopher_quality,
     "gopher_repetition": gopher_repetition,

@@ -56,13 +56,14 @@ data_root = "{data_root}"
 
 [legal]
 policy = "{policy}"
+optout = "{root}/optout.toml"
 
 [dask]
 n_workers = 2
 partition_rows = 1500
 
 [curate]
-steps = ["normalize", "language", "gopher_quality", "gopher_repetition", "hap", "pii"]
+steps = ["normalize", "legal_policy", "language", "gopher_quality", "gopher_repetition", "hap", "pii"]
 min_words = 20
 min_lang_score = 0.3
 

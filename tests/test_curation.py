@@ -55,7 +55,7 @@ def test_dedup_key_is_case_and_whitespace_insensitive():
 @given(st.lists(st.text(max_size=300), min_size=1, max_size=20))
 def test_local_steps_never_crash_and_conserve(texts):
     df = pd.DataFrame({"text": texts})
-    for step in CurateConfig().steps + ["c4_quality"]:
+    for step in [s for s in CurateConfig().steps if s != "legal_policy"] + ["c4_quality"]:
         res = RULES[step](df, CurateConfig())
         assert len(res.keep) == len(df) == len(res.reasons)
         assert all((r is None) == k for k, r in zip(res.keep, res.reasons))

@@ -76,6 +76,35 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     assert all(third["stage_status"][s] == "completed" for s in ["specialize", "evaluate", "register"])
     assert int(third["version"]) == int(first["version"]) + 1
 
+    # lineage: model -> sources, licences, tokens, ledger; data -> models
+    from flows.cli import main as cli
+    from tasks import lineage
+
+    uri = first["tracking_uri"]
+    lin = lineage.model_lineage(uri, f"{r.run.registered_model}@candidate")
+    ledger = pd.read_parquet(lin["ledger_uri"])
+    assert len(ledger) == c["tokenize"]["kept"] and ledger["doc_id"].is_unique
+    assert sum(lin["tokens_by_source"].values()) == int(ledger[ledger["split"] == "train"]["num_tokens"].sum())
+    assert lin["licenses"]["mitre_attack"] == "LicenseRef-MITRE-ATTACK-ToU" and lin["tokens_by_license"]
+    assert {m["version"] for m in lineage.versions_with_source(uri, "mitre_cwe")} == {first["version"], third["version"]}
+    doc = ledger[(ledger["source_id"] == "mitre_attack") & (ledger["split"] == "train")]["doc_id"].iloc[0]
+    assert {m["version"] for m in lineage.versions_with_doc(uri, doc)} == {first["version"], third["version"]}
+
+    # forget one document: opt-out recorded, models that saw it tainted, re-run excludes it, ingest stays cached
+    assert cli(["forget", "--doc", doc, "--recipe", str(recipe), "--json"]) == 0
+    for v in (first["version"], third["version"]):
+        assert client.get_model_version(r.run.registered_model, v).tags["keel.tainted"] == "true"
+    after = lineage.model_lineage(uri, f"{r.run.registered_model}@candidate")
+    assert int(after["version"]) > int(third["version"]) and not after["tainted"]
+    assert doc not in set(pd.read_parquet(after["ledger_uri"])["doc_id"])
+    assert lineage.versions_with_doc(uri, doc) == [m for m in lineage.versions_with_doc(uri, doc)
+                                                   if m["version"] in (first["version"], third["version"])]
+    cur2 = after["stage_hashes"]["curate"]
+    rej = pd.concat(pd.read_parquet(p) for p in list_parts(f"{first['output_root']}/curate/{cur2}/rejects")
+                    if "legal_policy" in p)
+    assert rej.loc[rej["doc_id"] == doc, "reject_reason"].tolist() == ["optout_doc"]
+    assert after["stage_hashes"]["ingest"] == first["stage_hashes"]["ingest"]
+
 
 def test_unapproved_source_stops_the_run_before_ingest(tmp_path, demo_corpus, prefect_harness):
     manifests = tmp_path / "sources"
