@@ -43,6 +43,14 @@ def default_tracking_uri(home: str = ".keel") -> str:
     return os.environ.get("KEEL_TRACKING_URI") or f"sqlite:///{Path(home).resolve()}/mlflow.db"
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts next to a sqlite store (never ./mlruns in the working directory); servers decide their own."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        return (db.parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
 class NoopTracker:
     """Same interface, records nothing."""
 
@@ -71,6 +79,8 @@ class Tracker(NoopTracker):
         self._mlflow = mlflow
         self.tracking_uri = tracking_uri
         mlflow.set_tracking_uri(tracking_uri)
+        if mlflow.get_experiment_by_name(experiment) is None:
+            mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
         mlflow.set_experiment(experiment)
         self._parent = mlflow.start_run(run_name=run_name, tags={k: str(scrub(k, v)) for k, v in (tags or {}).items()})
         self.run_id = self._parent.info.run_id
