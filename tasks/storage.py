@@ -59,6 +59,10 @@ def resolve_data_uri(uri: str, data_root: str) -> str:
         if ".." in uri.split("://", 1)[1].split("/"):
             raise ValueError(f"data uri {uri!r} contains '..'")
         return uri
+    if is_remote(data_root):  # relative to a remote root: may not climb out of it
+        if uri.startswith("/") or ".." in uri.split("/"):
+            raise ValueError(f"data uri {uri!r} must stay inside the data root {data_root}")
+        return join(data_root, uri)
     root = Path(absolute(data_root))
     path = Path(uri.removeprefix("file://"))
     target = (path if path.is_absolute() else root / path).resolve()
