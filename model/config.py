@@ -102,8 +102,8 @@ class CurateConfig:
     """LSH bands (FineWeb: 14 bands x 8 rows, ~0.75 Jaccard threshold)."""
     minhash_rows: int = 8
     """Rows (hashes) per LSH band."""
-    min_words: int = 20
-    """Documents with fewer words are rejected (Gopher: 50; shorter for structured sources)."""
+    min_words: int = 50
+    """Gopher: documents with fewer words are rejected (lower it for short structured records)."""
     max_words: int = 100_000
     """Documents with more words are rejected (Gopher)."""
     min_avg_word_length: float = 3.0

@@ -50,8 +50,24 @@ def normalize(df: pd.DataFrame, cfg) -> StepResult:
     return _result(df, [None if t else "empty_after_normalization" for t in df["text"]])
 
 
+_WORD_TOKENS = re.compile(
+    r"https?://\S+|www\.\S+"          # URLs stay whole
+    r"|(?:[A-Za-z]\.)+(?![A-Za-z])"     # abbreviations and initials: e.g. A.B. I.
+    r"|\d+(?:[.,:]\d+)+"               # numbers: 3.5 1,000 10:30
+    r"|\w+(?=n't\b)|n't\b"             # contractions: do n't
+    r"|\w+(?:-\d+)*"                    # words (CWE-79 stays whole; well-known splits at the hyphen)
+    r"|'(?:s|re|ve|ll|d|m|S|RE|VE|LL|D|M)\b"  # clitics: 's 'll (a leading ' elsewhere is punctuation)
+    r"|\.{2,}|-{2,}|[^\w\s]")           # punctuation: one token per character, but ... and -- whole
+
+
+def split_words(text: str) -> list[str]:
+    """Word tokens with punctuation as separate tokens, approximating the spaCy English tokenizer that
+    datatrove's filters use (without spaCy's cost)."""
+    return _WORD_TOKENS.findall(text)
+
+
 def _words(text: str) -> list[str]:
-    return text.split()
+    return split_words(text)
 
 
 def gopher_quality(df: pd.DataFrame, cfg) -> StepResult:
@@ -85,32 +101,95 @@ def gopher_quality(df: pd.DataFrame, cfg) -> StepResult:
             reason = "gopher_too_many_end_ellipsis"
         elif sum(any(ch.isalpha() for ch in w) for w in words) / n < cfg.min_alpha_word_fraction:
             reason = "gopher_below_alpha_threshold"
-        elif sum(w.lower() in STOP_WORDS for w in words) < 2:
+        elif len(STOP_WORDS.intersection(words)) < 2:  # distinct, case-sensitive (datatrove)
             reason = "gopher_enough_stop_words"
         reasons.append(reason)
     return _result(df, reasons, {"num_words": np.array(n_words_col), "avg_word_length": np.array(avg_len_col)})
 
 
-def gopher_repetition(df: pd.DataFrame, cfg) -> StepResult:
-    """Gopher repetition: fraction of duplicated lines and of characters in duplicated lines."""
-    reasons, frac_col = [], []
-    for text in df["text"]:
-        lines = [ln for ln in text.split("\n") if ln.strip()]
-        seen, dup, dup_chars = set(), 0, 0
-        for ln in lines:
-            if ln in seen:
-                dup += 1
-                dup_chars += len(ln)
-            seen.add(ln)
-        frac = dup / max(len(lines), 1)
-        frac_col.append(frac)
-        if frac > cfg.max_duplicate_line_fraction:
-            reasons.append("dup_line_frac")
-        elif dup_chars / max(len(text), 1) > 0.2:
-            reasons.append("dup_line_char_frac")
+_PARAGRAPHS = re.compile(r"\n{2,}")
+_LINES = re.compile(r"\n+")
+TOP_NGRAMS = ((2, 0.2), (3, 0.18), (4, 0.16))  # Gopher: most frequent n-gram's character share
+DUP_NGRAMS = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))  # duplicated n-grams' share
+
+
+def _duplicates(items: list[str]) -> tuple[int, int]:
+    seen: set[str] = set()
+    n = chars = 0
+    for x in items:
+        if x in seen:
+            n += 1
+            chars += len(x)
         else:
-            reasons.append(None)
-    return _result(df, reasons, {"dup_line_fraction": np.array(frac_col)})
+            seen.add(x)
+    return n, chars
+
+
+def _ngram_ids(word_ids: np.ndarray, n: int) -> np.ndarray:
+    """Collision-resistant 64-bit ids of word n-grams (polynomial over per-document word ids)."""
+    out = np.zeros(len(word_ids) - n + 1, dtype=np.uint64)
+    for i in range(n):
+        out = out * np.uint64(0x9E3779B97F4A7C15) + word_ids[i:len(word_ids) - n + 1 + i]
+    return out
+
+
+def repetition_reason(text: str, cfg) -> tuple[str | None, float]:
+    """Gopher repetition rules (datatrove GopherRepetitionFilter); returns (reason, duplicate-line fraction)."""
+    size = max(len(text), 1)
+    paragraphs = _PARAGRAPHS.split(text.strip())
+    dup, chars = _duplicates(paragraphs)
+    if dup / len(paragraphs) > cfg.max_duplicate_paragraph_fraction:
+        return "dup_para_frac", 0.0
+    if chars / size > 0.2:
+        return "dup_para_char_frac", 0.0
+    lines = _LINES.split(text)
+    dup, chars = _duplicates(lines)
+    line_frac = dup / len(lines)
+    if line_frac > cfg.max_duplicate_line_fraction:
+        return "dup_line_frac", line_frac
+    if chars / size > 0.2:
+        return "dup_line_char_frac", line_frac
+    words = split_words(text)
+    if len(words) < 2:
+        return None, line_frac
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.uint64, count=len(words))
+    wlen = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    csum = np.concatenate([[0], np.cumsum(wlen)])
+    for n, frac in TOP_NGRAMS:
+        if len(words) < n:
+            break
+        g = _ngram_ids(ids, n)
+        uniq, first, counts = np.unique(g, return_index=True, return_counts=True)
+        best = int(np.argmax(counts))  # datatrove: Counter.most_common(1) (first-seen among ties)
+        ties = np.flatnonzero(counts == counts[best])
+        best = ties[np.argmin(first[ties])]
+        start = first[best]  # datatrove counts the top n-gram even when it occurs once
+        gram_chars = csum[start + n] - csum[start] + (n - 1)  # joined with spaces
+        if gram_chars * counts[best] / size > frac:
+            return f"top_{n}_gram", line_frac
+    for n, frac in DUP_NGRAMS:
+        if len(words) < n:
+            break
+        g = _ngram_ids(ids, n).tolist()
+        seen: set[int] = set()
+        repeated, idx, last = 0, 0, len(words) - n + 1
+        while idx < last:  # datatrove find_all_duplicate: skip past a repeated n-gram
+            if g[idx] in seen:
+                repeated += int(csum[idx + n] - csum[idx])
+                idx += n
+            else:
+                seen.add(g[idx])
+                idx += 1
+        if repeated / size > frac:
+            return f"duplicated_{n}_n_grams", line_frac
+    return None, line_frac
+
+
+def gopher_repetition(df: pd.DataFrame, cfg) -> StepResult:
+    """Gopher repetition: duplicated paragraphs and lines, top n-grams, duplicated n-grams."""
+    out = [repetition_reason(t, cfg) for t in df["text"]]
+    return _result(df, [r for r, _ in out], {"dup_line_fraction": np.array([f for _, f in out])})
 
 
 def dedup_key(text: str) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import tempfile
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +56,64 @@ def train_tokenizer(parts: list[str], vocab_size: int, sample_bytes: int, out_pa
             "eod": tok.token_to_id(EOD), "sample_docs": int(len(sample)), "sample_chars": int(sample.str.len().sum())}
 
 
+@lru_cache(maxsize=4)
+def _worker_tokenizer(uri: str):
+    """Tokenizer and its fast encoder, loaded once per worker process."""
+    tok = load_tokenizer(uri)
+    return tok, fast_encoder(tok)
+
+
 def load_tokenizer(uri: str):
     from tokenizers import Tokenizer
 
     fs, path = url_to_fs(uri)
     with fs.open(path, "rb") as f:
         return Tokenizer.from_str(f.read().decode())
+
+
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character map, the alphabet of byte-level BPE vocabularies."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def fast_encoder(tok):
+    """A tiktoken Encoding with the same merges as a byte-level BPE trained here, or None.
+
+    A byte-level BPE's vocabulary, mapped back to bytes, is a tiktoken rank table when ids follow merge order
+    (true for tokenizers trained by `tokenizers`' BpeTrainer); the GPT-2 split pattern is the ByteLevel
+    pre-tokenizer's. tiktoken encodes the same ids several times faster. Callers verify on a sample.
+    """
+    import tiktoken
+
+    dec = {c: b for b, c in _bytes_to_unicode().items()}
+    try:
+        ranks = {bytes(dec[ch] for ch in t): i for t, i in tok.get_vocab().items() if t != EOD}
+    except KeyError:  # not a byte-level vocabulary
+        return None
+    if sorted(ranks.values()) != sorted(set(ranks.values())):
+        return None
+    return tiktoken.Encoding(name="keel-bpe", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                             special_tokens={EOD: tok.token_to_id(EOD)})
+
+
+def encode_texts(tok, texts: list[str], fast=None, verify: int = 32) -> tuple[list[list[int]], str]:
+    """Token ids per text: tiktoken when it agrees with the HF tokenizer on the first `verify` texts."""
+    if fast is not None:
+        ids = fast.encode_ordinary_batch(texts, num_threads=1)
+        sample = [e.ids for e in tok.encode_batch_fast(texts[:verify])]
+        if sample == ids[:verify]:
+            return ids, "tiktoken"
+    return [e.ids for e in tok.encode_batch_fast(texts)], "hf"
 
 
 def _dtype(vocab_size: int):
@@ -91,17 +144,17 @@ def _encode_part(uri: str, name: str, tok_uri: str, eod: int, vocab: int, shards
     import torch
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
-    tok = load_tokenizer(tok_uri)
+    tok, fast = _worker_tokenizer(tok_uri)
     df = read_parquet(uri, columns=["doc_id", "source_id", "text"])
     df["split"] = [split_of(d, valid, test) for d in df["doc_id"]]
     out = []
     for (source, split), g in df.groupby(["source_id", "split"], sort=True):
-        enc = tok.encode_batch_fast(g["text"].tolist())
+        enc, engine = encode_texts(tok, g["text"].tolist(), fast)
         local = _LocalOut(join(shards_uri, source, split))
         builder = IndexedDatasetBuilder(local.path(f"{name}.bin"), dtype=_dtype(vocab))
         lengths = []
         for e in enc:
-            ids = np.asarray(e.ids + [eod], dtype=np.int64)
+            ids = np.asarray(e + [eod], dtype=np.int64)
             builder.add_document(torch.from_numpy(ids), [len(ids)])
             lengths.append(len(ids))
         builder.finalize(local.path(f"{name}.idx"))
@@ -109,8 +162,24 @@ def _encode_part(uri: str, name: str, tok_uri: str, eod: int, vocab: int, shards
         out.append({"source_id": source, "split": split, "shard": join(shards_uri, source, split, name),
                     "doc_ids": g["doc_id"].tolist(), "num_tokens": lengths,
                     "num_words": int(sum(len(t.split()) for t in g["text"])),
-                    "max_token_id": int(max((max(e.ids, default=0) for e in enc), default=0))})
+                    "max_token_id": int(max((max(e, default=0) for e in enc), default=0)), "engine": engine})
     return out
+
+
+def _add_shard(builder, prefix: str) -> None:
+    """megatron's `IndexedDatasetBuilder.add_index` without its per-shard `gc.collect()` (seconds per call in
+    a worker with a large heap): extend the index, stream-copy the tokens."""
+    import shutil
+
+    from megatron.core.datasets.indexed_dataset import _IndexReader
+
+    index = _IndexReader(prefix + ".idx", multimodal=False)
+    assert index.dtype == builder.dtype
+    offset = len(builder.sequence_lengths)
+    builder.sequence_lengths.extend(index.sequence_lengths.tolist())
+    builder.document_indices.extend((offset + index.document_indices)[1:].tolist())
+    with open(prefix + ".bin", "rb") as f:
+        shutil.copyfileobj(f, builder.data_file, 1 << 24)
 
 
 def _merge(shards: list[str], target_prefix: str, vocab: int) -> str:
@@ -126,9 +195,9 @@ def _merge(shards: list[str], target_prefix: str, vocab: int) -> str:
             fs, path = url_to_fs(s)
             for ext in (".bin", ".idx"):
                 fs.get_file(path + ext, f"{tmpdir}/shard{ext}")
-            builder.add_index(f"{tmpdir}/shard")
+            _add_shard(builder, f"{tmpdir}/shard")
         else:
-            builder.add_index(s)
+            _add_shard(builder, s)
     builder.finalize(local.path(f"{name}.idx"))
     local.finish()
     return target_prefix
@@ -181,7 +250,8 @@ def tokenize(curated_parts: list[str], stage_uri: str, cluster: Cluster, cfg, do
     fs.rm(shards_path, recursive=True)
     doc_index = pd.DataFrame(index_rows, columns=["doc_id", "source_id", "split", "dataset", "position", "num_tokens"])
     write_parquet(doc_index, join(stage_uri, "doc_index.parquet"))
-    manifest = {"tokenizer": tok_info, "eod": eod, "vocab_size": vocab, "datasets": datasets,
+    engines = sorted({g["engine"] for part in encoded for g in part})
+    manifest = {"tokenizer": tok_info, "eod": eod, "vocab_size": vocab, "datasets": datasets, "encoders": engines,
                 "doc_index": join(stage_uri, "doc_index.parquet"),
                 "tokens_by_split": {sp: sum(d["num_tokens"] for d in datasets if d["split"] == sp) for sp in SPLITS}}
     fs, mpath = url_to_fs(join(stage_uri, "manifest.json"))

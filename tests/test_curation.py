@@ -60,3 +60,11 @@ def test_local_steps_never_crash_and_conserve(texts):
         assert len(res.keep) == len(df) == len(res.reasons)
         assert all((r is None) == k for k, r in zip(res.keep, res.reasons))
         df = res.frame[np.asarray(res.keep)].reset_index(drop=True)
+
+
+def test_gopher_repetition_ngram_rules():
+    top = "hello world " * 50 + GOOD
+    dup10 = " ".join(f"w{i}" for i in range(40)) + " " + " ".join(f"w{i}" for i in range(40)) + " " + GOOD
+    paras = "\n\n".join(["a paragraph that repeats"] * 3 + ["x"])
+    assert _reasons(gopher_repetition, [top, dup10, paras, GOOD]) == ["top_2_gram", "duplicated_5_n_grams",
+                                                                       "dup_para_frac", None]

@@ -45,3 +45,21 @@ def test_round_trip_text_ids_bin_idx_text(tmp_path):
             ids = ds[int(pos)]
             assert ids[-1] == m["eod"]
             assert tok.decode(ids[:-1].astype(np.int64).tolist()) == texts[did]
+
+
+def test_tiktoken_fast_path_gives_the_hf_ids_on_the_real_corpus(demo_corpus, tmp_path):
+    import gzip
+    import json
+
+    from tasks.tokenize import encode_texts, fast_encoder, train_tokenizer
+
+    texts = [json.loads(line)["text"] for sid in ("shakespeare", "mitre_cwe", "python_docs")
+             for line in gzip.open(demo_corpus / sid / "part-00000.jsonl.gz", "rt")]
+    pd.DataFrame({"doc_id": [str(i) for i in range(len(texts))], "text": texts}).to_parquet(tmp_path / "p.parquet")
+    train_tokenizer([str(tmp_path / "p.parquet")], 2048, 10 ** 7, str(tmp_path / "tok.json"))
+    tok = load_tokenizer(str(tmp_path / "tok.json"))
+    fast = fast_encoder(tok)
+    assert fast is not None
+    ids, engine = encode_texts(tok, texts, fast)
+    assert engine == "tiktoken"
+    assert ids == [e.ids for e in tok.encode_batch(texts)]  # every document, exactly

@@ -1,0 +1,186 @@
+"""keel's curation rules vs datatrove's, on the same real corpus, in the same run.
+
+    .venv-bench/bin/python benchmarks/curation_vs_datatrove.py [--copies 5] [--near-dup-docs 1000]
+
+Needs a venv with datatrove[processing]==0.10.1 + spacy + orjson (the peer) and keel's curation dependencies
+(pandas, pyarrow, numpy, xxhash, scipy, dask[distributed]); `make bench` builds it as .venv-bench. The corpus
+is the demo corpus under .keel/corpus (`make demo` or `keel corpus` writes it), repeated `copies` times
+with each copy marked distinct. Prints, per filter, docs/s per core for both and the keep/drop agreement;
+the heuristic chain (Gopher repetition -> Gopher quality -> C4 -> FineWeb) docs/s per core; MinHash signature
+docs/s per core and recall on near-duplicate pairs (Jaccard >= 0.8); and keel's curate stage on 1 vs 2 Dask
+workers. Last line: one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def load_corpus(root: Path, copies: int) -> list[str]:
+    texts = []
+    for f in sorted(root.glob("*/part-*.jsonl.gz")):
+        texts += [json.loads(line)["text"] for line in gzip.open(f, "rt", encoding="utf-8")]
+    if not texts:
+        sys.exit(f"no corpus under {root}: run `make demo` or `.venv/bin/keel corpus` first")
+    return [t if c == 0 else f"{t}\n\n[copy {c}]" for c in range(copies) for t in texts]
+
+
+def peer_filters():
+    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
+                                            GopherRepetitionFilter)
+
+    return {"gopher_repetition": GopherRepetitionFilter(), "gopher_quality": GopherQualityFilter(),
+            "c4_quality": C4QualityFilter(), "fineweb_quality": FineWebQualityFilter()}
+
+
+def run_peer(filt, texts: list[str]) -> tuple[np.ndarray, float]:
+    from datatrove.data import Document
+
+    t0 = time.process_time()
+    keep = []
+    for i, t in enumerate(texts):
+        r = filt.filter(Document(text=t, id=str(i)))
+        keep.append(r is True or (isinstance(r, tuple) and r[0]) or r == True)  # noqa: E712
+    return np.array(keep, dtype=bool), time.process_time() - t0
+
+
+def run_keel(step: str, texts: list[str]) -> tuple[np.ndarray, float]:
+    from model.config import CurateConfig
+    from tasks.rules import RULES
+
+    df = pd.DataFrame({"text": texts})
+    t0 = time.process_time()
+    res = RULES[step](df, CurateConfig())
+    return np.asarray(res.keep, dtype=bool), time.process_time() - t0
+
+
+def near_dup_pairs(texts: list[str], n: int, seed: int = 0) -> tuple[list[str], list[tuple[int, int, float]]]:
+    """Originals plus lightly edited copies; each pair with its exact word 5-gram Jaccard."""
+    rng = random.Random(seed)
+    pool = [t for t in texts if len(t.split()) >= 150][:n]
+    docs, pairs = [], []
+    for t in pool:
+        words = t.split()
+        for _ in range(rng.choice([1, 2])):
+            i = rng.randrange(len(words))
+            words[i] = words[i][::-1]
+        docs += [t, " ".join(words)]
+        pairs.append((len(docs) - 2, len(docs) - 1, _jaccard(t, " ".join(words))))
+    return docs, pairs
+
+
+def _grams(t: str) -> set:
+    w = re.findall(r"\w+", t.lower())
+    return {tuple(w[i:i + 5]) for i in range(len(w) - 4)}
+
+
+def _jaccard(a: str, b: str) -> float:
+    x, y = _grams(a), _grams(b)
+    return len(x & y) / max(len(x | y), 1)
+
+
+def minhash_compare(texts: list[str], near_docs: list[str], pairs) -> dict:
+    from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+
+    from tasks.minhash import band_keys, clusters, signatures
+
+    peer = MinhashDedupSignature(output_folder=tempfile.mkdtemp())
+    t0 = time.process_time()
+    for t in texts:
+        peer.get_signature(peer.get_shingles(t))
+    peer_s = time.process_time() - t0
+    t0 = time.process_time()
+    band_keys(signatures(texts, 5, 112), 14, 8)
+    keel_s = time.process_time() - t0
+    keys = band_keys(signatures(near_docs, 5, 112), 14, 8)
+    ids = pd.Series([f"{i:08d}" for i in range(len(near_docs))])
+    survivor = clusters(ids, keys)
+    high = [(a, b) for a, b, j in pairs if j >= 0.8]
+    found = sum(survivor[a] == survivor[b] for a, b in high)
+    return {"peer_docs_per_s": len(texts) / peer_s, "keel_docs_per_s": len(texts) / keel_s,
+            "ratio": peer_s / keel_s, "recall": found / max(len(high), 1), "pairs_jaccard_ge_0.8": len(high)}
+
+
+def scaling(texts: list[str], workers: int) -> float:
+    from model.config import CurateConfig
+    from tasks.cluster import Cluster
+    from tasks.curate import curate
+    from tasks.storage import StageDir
+
+    tmp = Path(tempfile.mkdtemp(prefix="keel-scale-"))
+    docs = tmp / "docs"
+    docs.mkdir()
+    rows = 2000
+    for i in range(0, len(texts), rows):
+        chunk = texts[i:i + rows]
+        pd.DataFrame({"doc_id": [f"{i + j:032x}" for j in range(len(chunk))], "source_id": "bench", "domain": "general",
+                      "license": "MIT", "native_id": "x", "text": chunk, "url": None, "origin_file": "x",
+                      "content_sha256": "x"}).to_parquet(docs / f"part-{i // rows:05d}.parquet")
+    cfg = CurateConfig(steps=["normalize", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"])
+    cluster = Cluster(n_workers=workers)
+    try:
+        cluster.client.wait_for_workers(workers)
+        sd = StageDir(str(tmp), "curate", "x")
+        sd.begin()
+        t0 = time.perf_counter()
+        curate(str(docs), sd, cluster, cfg)
+        return len(texts) / (time.perf_counter() - t0)
+    finally:
+        cluster.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus", default=str(REPO / ".keel" / "corpus"))
+    ap.add_argument("--copies", type=int, default=5)
+    ap.add_argument("--near-dup-docs", type=int, default=1000)
+    args = ap.parse_args()
+    texts = load_corpus(Path(args.corpus), args.copies)
+    mb = sum(len(t.encode()) for t in texts) / 1e6
+    print(f"corpus: {len(texts):,} documents, {mb:.1f} MB (demo corpus x{args.copies})")
+    agreement, peer_total, keel_total = {}, 0.0, 0.0
+    for step, filt in peer_filters().items():
+        pk, ps = run_peer(filt, texts)
+        kk, ks = run_keel(step, texts)
+        agreement[step] = float((pk == kk).mean())
+        peer_total += ps
+        keel_total += ks
+        print(f"{step:<18} datatrove {len(texts) / ps:>9,.0f} docs/s/core  keel {len(texts) / ks:>9,.0f} docs/s/core  "
+              f"ratio {ps / ks:5.1f}x  keep/drop agreement {agreement[step]:.4f}  (kept {pk.mean():.3f} vs {kk.mean():.3f})")
+    # the chain, as a pipeline runs it: each filter sees the survivors of the previous ones
+    alive_p, alive_k, pc, kc = list(texts), list(texts), 0.0, 0.0
+    for step, filt in peer_filters().items():
+        pk, ps = run_peer(filt, alive_p)
+        kk, ks = run_keel(step, alive_k)
+        alive_p = [t for t, k in zip(alive_p, pk) if k]
+        alive_k = [t for t, k in zip(alive_k, kk) if k]
+        pc, kc = pc + ps, kc + ks
+    print(f"heuristic chain     datatrove {len(texts) / pc:>9,.0f} docs/s/core  keel {len(texts) / kc:>9,.0f} docs/s/core  "
+          f"ratio {pc / kc:5.1f}x  survivors {len(alive_p):,} vs {len(alive_k):,}")
+    near_docs, pairs = near_dup_pairs(texts[: len(texts) // args.copies], args.near_dup_docs)
+    mh = minhash_compare(texts, near_docs, pairs)
+    print(f"minhash signatures  datatrove {mh['peer_docs_per_s']:>9,.0f} docs/s/core  keel {mh['keel_docs_per_s']:>9,.0f} "
+          f"docs/s/core  ratio {mh['ratio']:5.1f}x  recall {mh['recall']:.3f} on {mh['pairs_jaccard_ge_0.8']} pairs (J >= 0.8)")
+    one, two = scaling(texts, 1), scaling(texts, 2)
+    print(f"keel curate on Dask: 1 worker {one:,.0f} docs/s, 2 workers {two:,.0f} docs/s, scaling {two / one:.2f}x")
+    print(json.dumps({"documents": len(texts), "mb": round(mb, 1), "ratio": pc / kc,
+                      "agreement": min(agreement.values()), "agreement_per_filter": agreement,
+                      "minhash_ratio": mh["ratio"], "minhash_recall": mh["recall"], "scaling_2v1": two / one,
+                      "peer_chain_docs_per_s_core": len(texts) / pc, "keel_chain_docs_per_s_core": len(texts) / kc}))
+
+
+if __name__ == "__main__":
+    main()
