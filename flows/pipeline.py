@@ -62,7 +62,7 @@ def _artifacts(ctx: RunContext) -> None:
                                       "rejected": sum(s["rejected"].values()),
                                       "top_reasons": ", ".join(f"{k}={v}" for k, v in sorted(s["rejected"].items(), key=lambda x: -x[1])[:3])}
                                      for s in cur["funnel"]])
-    for name in ("contract_curated", "contract_tokenized", "contract_mix_specialize"):
+    for name in ("contract_raw", "contract_curated", "contract_tokenized", "contract_mix_specialize"):
         if ctx.summaries.get(name):
             create_markdown_artifact(key=name.replace("_", "-"), markdown=report_markdown(ctx.summaries[name]["report"]))
     ev = ctx.summaries.get("evaluate")
@@ -90,6 +90,7 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: s
         tracker.log_dict(recipe.to_dict(), "recipe.json")
         sources = stages.legal_gate(ctx)
         ingested = stages.ingest(ctx, sources)
+        stages.contract_raw(ctx, ingested, sources)
         curated = stages.curate(ctx, ingested)
         stages.contract_curated(ctx, curated)
         tokenized = stages.tokenize(ctx, curated, sources)

@@ -86,6 +86,27 @@ def curate(ctx: RunContext, ingested: dict) -> dict:
     return out
 
 
+@task(name="contract_raw", **STAGE)
+def contract_raw(ctx: RunContext, ingested: dict, sources: list[legal.SourceManifest]) -> dict:
+    """Raw documents straight from ingest. Duplicate ids are reported here and removed by curation, so only
+    the per-partition expectations block; global uniqueness is recorded as a warning."""
+    suite_path = Path(ctx.recipe.contracts.expectations) / "raw.json"
+    suite = contracts.load_suite_json(suite_path, {"$source_ids": sorted(m.id for m in sources)})
+
+    def run(sd):
+        report = contracts.validate_parts(list_parts(ingested["uri"] + "/docs"), suite, ctx.cluster)
+        blocking = [r for r in report["results"] if not r["success"] and not r["expectation"].startswith("global:unique")]
+        md = contracts.report_markdown(report)
+        url_to_fs(sd.path("report.md"))[0].pipe_file(url_to_fs(sd.path("report.md"))[1], md.encode())
+        if blocking:
+            ctx.tracker.log_text(md, "contract_raw_report.md")
+            raise contracts.ContractError(f"data contract 'raw' failed; downstream stages stopped.\n{md}")
+        return {"report": report, "warnings": [r for r in report["results"] if not r["success"]],
+                "counts": {"in": report["rows"], "kept": report["rows"], "rejected": 0}}
+
+    return run_stage(ctx, "contract_raw", {"suite": suite}, ["ingest"], ["tasks.contracts"], run)
+
+
 @task(name="contract_curated", **STAGE)
 def contract_curated(ctx: RunContext, curated: dict) -> dict:
     r = ctx.recipe

@@ -55,6 +55,7 @@ _WORD_TOKENS = re.compile(
     r"|(?:[A-Za-z]\.)+(?![A-Za-z])"     # abbreviations and initials: e.g. A.B. I.
     r"|\d+(?:[.,:]\d+)+"               # numbers: 3.5 1,000 10:30
     r"|\w+(?=n't\b)|n't\b"             # contractions: do n't
+    r"|[A-Za-z]\+\+"                     # C++
     r"|\w+(?:-\d+)*"                    # words (CWE-79 stays whole; well-known splits at the hyphen)
     r"|'(?:s|re|ve|ll|d|m|S|RE|VE|LL|D|M)\b"  # clitics: 's 'll (a leading ' elsewhere is punctuation)
     r"|\.{2,}|-{2,}|[^\w\s]")           # punctuation: one token per character, but ... and -- whole

@@ -9,6 +9,14 @@ from tasks.rules import RULES
 
 CFG = CurateConfig(min_words=5)
 GOOD = "The cat sat on the mat and looked at the bird with interest while the sun was shining."
+# Long enough that no single n-gram dominates (Gopher's top n-gram rules reject short texts)
+LONG = ("Memory safety bugs remain the largest class of exploitable weaknesses in systems software. A buffer "
+        "overflow happens when a program writes past the end of an allocated region, corrupting adjacent data "
+        "or control information such as return addresses. Attackers turn such corruption into arbitrary code "
+        "execution by redirecting the instruction pointer toward injected payloads or reused gadgets. Modern "
+        "mitigations include stack canaries, address space layout randomisation, non-executable pages and "
+        "control-flow integrity, yet each raises the cost of exploitation rather than removing the flaw. "
+        "Languages with bounds checking eliminate whole categories of these errors at compile time.")
 
 
 def _reasons(fn, texts, cfg=CFG):
@@ -43,7 +51,7 @@ def test_gopher_quality_word_count_ignores_pure_punctuation():
 
 def test_gopher_repetition_duplicate_lines():
     dup = "\n".join(["the same line repeated here"] * 5 + ["a different one"])
-    assert _reasons(gopher_repetition, [GOOD, dup]) == [None, "dup_line_frac"]
+    assert _reasons(gopher_repetition, [LONG, dup]) == [None, "dup_line_frac"]
 
 
 def test_dedup_key_is_case_and_whitespace_insensitive():
@@ -63,8 +71,9 @@ def test_local_steps_never_crash_and_conserve(texts):
 
 
 def test_gopher_repetition_ngram_rules():
-    top = "hello world " * 50 + GOOD
-    dup10 = " ".join(f"w{i}" for i in range(40)) + " " + " ".join(f"w{i}" for i in range(40)) + " " + GOOD
+    top = "hello world " * 50 + LONG
+    dup10 = " ".join(f"w{i}" for i in range(40)) + " " + " ".join(f"w{i}" for i in range(40)) + " " + LONG
     paras = "\n\n".join(["a paragraph that repeats"] * 3 + ["x"])
-    assert _reasons(gopher_repetition, [top, dup10, paras, GOOD]) == ["top_2_gram", "duplicated_5_n_grams",
-                                                                       "dup_para_frac", None]
+    short = "a short note"  # its only 2-gram is most of the text
+    assert _reasons(gopher_repetition, [top, dup10, paras, LONG, short]) == [
+        "top_2_gram", "duplicated_10_n_grams", "dup_para_frac", None, "top_2_gram"]

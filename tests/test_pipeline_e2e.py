@@ -15,7 +15,7 @@ from tests.conftest import write_recipe
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 
-DATA_STAGES = ["ingest", "curate", "contract_curated", "tokenize"]
+DATA_STAGES = ["ingest", "contract_raw", "curate", "contract_curated", "tokenize"]
 ALL = ["legal", *DATA_STAGES, "pretrain", "specialize", "evaluate", "register"]
 
 
