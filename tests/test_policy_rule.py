@@ -63,3 +63,16 @@ def test_forget_optout_file_excludes_a_source(tmp_path):
 
 def test_domain_of():
     assert domain_of("https://www.Example.org:8080/x") == "example.org" and domain_of(None) == ""
+
+
+def test_fineweb_ut1_domain_blocklist_is_loaded_and_applied(tmp_path):
+    from tasks.policy_rule import _ut1_domains
+
+    domains = _ut1_domains()
+    assert len(domains) > 1_000_000  # FineWeb's UT1-derived list, from datatrove's packaged assets
+    listed = sorted(domains)[0]
+    cfg = _cfg(tmp_path)
+    cfg.ut1_blocklist = True
+    reasons, _ = _run(cfg, [("u1", "s", f"https://www.{listed}/page", "MIT", "x"),
+                            ("u2", "s", "https://docs.python.org/3/", "MIT", "x")])
+    assert reasons == [f"blocked_domain:{listed}", None]
