@@ -79,9 +79,21 @@ def curate(ctx: RunContext, ingested: dict) -> dict:
                                         "optout_sha": _file_hash(str(optout)) if optout.is_file() else ""}
     for k in ("policy_path", "optout_path"):
         config.pop(k)
+    def log_funnel(summary):
+        import tempfile
+
+        from tasks.study import funnel_chart
+
+        for s in summary["funnel"]:
+            ctx.tracker.log_metrics({f"funnel.{s['step']}.in": s["in"], f"funnel.{s['step']}.kept": s["kept"],
+                                     f"funnel.{s['step']}.bytes_in": s["bytes_in"]})
+        with tempfile.TemporaryDirectory() as tmp:
+            ctx.tracker.log_artifact(funnel_chart(summary["funnel"], f"{tmp}/curation_funnel.png"))
+
     out = run_stage(ctx, "curate", config, ["ingest"],
                     ["tasks.curate", "tasks.curation", "tasks.rules", "tasks.filters_web", "tasks.pii",
-                     "tasks.hap", "tasks.minhash", "tasks.policy_rule"], lambda sd: curate_mod.curate(docs, sd, ctx.cluster, cfg))
+                     "tasks.hap", "tasks.minhash", "tasks.policy_rule"], lambda sd: curate_mod.curate(docs, sd, ctx.cluster, cfg),
+                    log_funnel)
     assert out["counts"]["in"] == ingested["counts"]["kept"], "documents lost between ingest and curate"
     return out
 

@@ -41,3 +41,29 @@ def chart(rows: list[dict], path: str) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def funnel_chart(funnel: list[dict], path: str) -> str:
+    """Documents kept after each curation step, with the rejected share annotated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    steps = [s["step"] for s in funnel]
+    kept = [s["kept"] for s in funnel]
+    ax.bar(steps, [s["in"] for s in funnel], color="#ddd", label="in")
+    ax.bar(steps, kept, color="#3b7dd8", label="kept")
+    for i, s in enumerate(funnel):
+        rej = s["in"] - s["kept"]
+        if rej:
+            ax.annotate(f"-{rej}", (i, s["in"]), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("documents")
+    ax.set_title("curation funnel")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
