@@ -152,6 +152,17 @@ def cmd_forget(args) -> int:
     return cmd_run(args)
 
 
+def cmd_doctor(args) -> int:
+    from flows.doctor import checks
+
+    results = checks(args.output_root, args.tracking_uri or os.environ.get("KEEL_TRACKING_URI", ""))
+    if args.json:
+        print(json.dumps(results))
+    for r in results if not args.json else []:
+        print(f"{'ok ' if r['ok'] else 'FIX'} {r['check']:<28} {r['detail']}" + (f"  -> {r['fix']}" if r["fix"] else ""))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="keel", description="raw text -> registered, specialized model")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-run", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_forget)
+    p = sub.add_parser("doctor", help="check the environment and say what to fix")
+    p.add_argument("--output-root", default=".keel/runs")
+    p.add_argument("--tracking-uri", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_doctor)
     p = sub.add_parser("corpus", help="write the demo corpus from installed packages")
     p.add_argument("--data-root", default=".keel/corpus")
     p.add_argument("--force", action="store_true")
