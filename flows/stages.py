@@ -158,7 +158,18 @@ def tokenize(ctx: RunContext, curated: dict, sources: list[legal.SourceManifest]
         return {"manifest": manifest, "ledger": ledger,
                 "counts": {"in": curated["counts"]["kept"], "kept": n_docs, "rejected": curated["counts"]["kept"] - n_docs}}
 
-    out = run_stage(ctx, "tokenize", config, ["curate", "contract_curated"], ["tasks.tokenize", "tasks.lineage"], run)
+    def log_tokenizer(summary):
+        import tempfile
+
+        tok = summary["manifest"]["tokenizer"]
+        ctx.tracker.set_tags({"keel.tokenizer_sha256": tok["sha256"], "keel.ledger_uri": summary["ledger"]["uri"]})
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / "tokenizer.json"
+            local.write_bytes(url_to_fs(tok["path"])[0].cat_file(url_to_fs(tok["path"])[1]))
+            ctx.tracker.log_artifact(str(local), "tokenizer")
+
+    out = run_stage(ctx, "tokenize", config, ["curate", "contract_curated"], ["tasks.tokenize", "tasks.lineage"], run,
+                    log_tokenizer)
     assert out["counts"]["rejected"] == 0, "documents lost in tokenization"
     return out
 
@@ -326,6 +337,13 @@ def evaluate(ctx: RunContext, tokenized: dict, base: dict, special: dict, domain
         results = {name: evaluate_checkpoint(name, local, sp, ckpt, lm, tok_local, r.evaluate.max_sequences,
                                              log=lambda line: ctx.logger.info(f"[evaluate] {line}"))
                    for name, (ckpt, sp) in models.items()}
+        from tasks.hap import hap_scores
+
+        for res in results.values():  # every model's sample generations, scored
+            scores = hap_scores([g["completion"] for g in res["generations"]])
+            for g, sc in zip(res["generations"], scores):
+                g["hap_score"] = float(sc)
+            res["hap_rate"] = float((scores >= r.curate.hap_threshold).mean()) if len(scores) else 0.0
         rate = hap_rate(results["specialized"], r.curate.hap_threshold)
         # reaching this stage means every contract and the legal gate passed (a failure stops the flow)
         data_ok = all(ctx.summaries.get(k, {}).get("report", {}).get("success", False)
@@ -348,6 +366,7 @@ def evaluate(ctx: RunContext, tokenized: dict, base: dict, special: dict, domain
 
     def log_fn(summary):
         for name, res in summary["results"].items():
+            ctx.tracker.log_metrics({f"{name}.hap_rate": res.get("hap_rate", 0.0)})
             for group, m in res["groups"].items():
                 ctx.tracker.log_metrics({f"{name}.{group}.{k}": v for k, v in m.items() if k in ("ppl", "bpb", "loss")})
         ctx.tracker.log_metrics({k: v for k, v in summary["gate"].items() if isinstance(v, float)})

@@ -51,13 +51,16 @@ def normalize(df: pd.DataFrame, cfg) -> StepResult:
 
 
 _WORD_TOKENS = re.compile(
-    r"https?://\S+|www\.\S+"          # URLs stay whole
+    r"\w+\]\(https?://[^/\s)]+"        # markdown link text glued to its host, as spaCy's URL rule leaves it
+    r"|(?:https?://|www\.)[^\s()\[\]<>\"']+(?<![.,;:!?])"  # URLs stay whole, minus trailing punctuation
     r"|(?:[A-Za-z]\.)+(?![A-Za-z])"     # abbreviations and initials: e.g. A.B. I.
-    r"|\d+(?:[.,:]\d+)+"               # numbers: 3.5 1,000 10:30
+    r"|\w*\d(?:[.,:]\d+)+"             # numbers and dotted ids: 3.5 1,000 10:30 T1016.002
     r"|\w+(?=n't\b)|n't\b"             # contractions: do n't
     r"|[A-Za-z]\+\+"                     # C++
+    r"|\w+\.\(\w+"                       # "data.(Citation": no space, spaCy keeps it whole
+    r"|[A-Za-z]+/[A-Za-z]+\b"             # and/or
     r"|\w+(?:-\d+)*"                    # words (CWE-79 stays whole; well-known splits at the hyphen)
-    r"|'(?:s|re|ve|ll|d|m|S|RE|VE|LL|D|M)\b"  # clitics: 's 'll (a leading ' elsewhere is punctuation)
+    r"|['’](?:s|re|ve|ll|d|m|S|RE|VE|LL|D|M)\b"  # clitics: 's 'll ’s (a leading ' elsewhere is punctuation)
     r"|\.{2,}|-{2,}|[^\w\s]")           # punctuation: one token per character, but ... and -- whole
 
 

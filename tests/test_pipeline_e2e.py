@@ -40,6 +40,13 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     assert mv.tags["keel.prefect_flow_run_id"] == first["flow_run_id"]
     assert ("champion" in first["aliases"]) == (mv.tags["keel.gate.promote"] == "true")
 
+    # the tokenizer and the curation funnel chart are MLflow artifacts of their stage runs
+    exp = client.get_run(mv.run_id).info.experiment_id
+    tok_run = client.search_runs([exp], "tags.`keel.stage` = 'tokenize'")[0]
+    assert [a.path for a in client.list_artifacts(tok_run.info.run_id, "tokenizer")] == ["tokenizer/tokenizer.json"]
+    cur_run = client.search_runs([exp], "tags.`keel.stage` = 'curate'")[0]
+    assert "curation_funnel.png" in [a.path for a in client.list_artifacts(cur_run.info.run_id)]
+
     # the registered model loads by alias through MLflow and generates text; the HF export matches megatron
     import mlflow
 
