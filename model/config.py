@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from model.train_config import (BaselineConfig, EvaluateConfig, ModelConfig,  # noqa: F401 (re-exported)
+                                PlanConfig, TrainConfig)
+
 
 @dataclass
 class RunConfig:
@@ -140,118 +143,6 @@ class TokenizeConfig:
     """Documents whose hash falls in the first N per mille go to the valid split."""
     test_per_mille: int = 20
     """The next N per mille go to the test split."""
-
-
-@dataclass
-class ModelConfig:
-    preset: str = "tiny"
-    """Named size (model/presets.py): tiny, 125m, 350m, 1.3b."""
-    num_layers: int = 0
-    """Override the preset's layer count (0 keeps the preset)."""
-    hidden_size: int = 0
-    """Override the preset's hidden size (0 keeps the preset)."""
-    num_attention_heads: int = 0
-    """Override the preset's head count (0 keeps the preset)."""
-    seq_length: int = 128
-    """Training sequence length in tokens."""
-    position_embedding: str = "learned_absolute"
-    """'learned_absolute' (GPT-2 style, exportable to HF) or 'rope'."""
-    normalization: str = "LayerNorm"
-    """'LayerNorm' or 'RMSNorm'."""
-    swiglu: bool = False
-    """Gated SiLU MLP (SwiGLU) instead of GeLU."""
-    tie_embeddings: bool = True
-    """Share the input embedding with the output layer."""
-    num_experts: int = 0
-    """Mixture-of-experts MLP with this many experts per layer (0: dense)."""
-    bf16: bool = True
-    """Train in bf16 on GPU (CPU runs stay fp32)."""
-
-
-@dataclass
-class TrainConfig:
-    nproc: int = 1
-    """Processes started by torchrun (= TP * PP * DP)."""
-    tensor_parallel: int = 1
-    """Tensor-parallel degree."""
-    pipeline_parallel: int = 1
-    """Pipeline-parallel degree."""
-    steps: int = 20
-    """Optimizer steps."""
-    micro_batch_size: int = 4
-    """Sequences per micro-batch per data-parallel rank."""
-    global_batch_size: int = 8
-    """Sequences per optimizer step across data-parallel ranks."""
-    lr: float = 3e-3
-    """Peak learning rate."""
-    min_lr: float = 3e-4
-    """Learning rate at the end of cosine decay."""
-    warmup_steps: int = 5
-    """Linear warm-up steps (re-warm-up when continuing from a checkpoint)."""
-    weight_decay: float = 0.1
-    """AdamW weight decay."""
-    clip_grad: float = 1.0
-    """Gradient-norm clipping threshold."""
-    save_interval: int = 0
-    """Checkpoint every N steps (0: only at the end)."""
-    mix: dict[str, float] = field(default_factory=lambda: {"general": 1.0})
-    """Blend weights by domain (e.g. {cybersecurity = 0.5, general = 0.5})."""
-    timeout_s: int = 3600
-    """Kill the training job after this many seconds."""
-    launcher: str = "local"
-    """'local' (torchrun here), 'slurm' (render + sbatch --wait) or 'kubernetes' (render + kubectl)."""
-    nodes: int = 1
-    """Nodes for cluster launchers."""
-    image: str = ""
-    """Container image for the Kubernetes launcher."""
-    partition: str = ""
-    """Slurm partition (empty: the cluster default)."""
-
-
-@dataclass
-class EvaluateConfig:
-    max_sequences: int = 64
-    """Held-out sequences per split for perplexity."""
-    min_domain_improvement: float = 0.0
-    """Gate: specialized domain ppl must be at least this fraction below the base model's."""
-    max_general_regression: float = 0.5
-    """Gate: specialized general ppl may be at most this fraction above the base model's."""
-    max_hap_rate: float = 0.1
-    """Gate: at most this fraction of sample generations may reach the HAP threshold."""
-
-
-@dataclass
-class BaselineConfig:
-    enabled: bool = False
-    """Also train a general-only baseline with the same total tokens as pretrain + specialize."""
-    preset: str = ""
-    """Baseline model size preset (empty: the [model] preset)."""
-    num_layers: int = 0
-    """Override the baseline preset's layers (0 keeps it)."""
-    hidden_size: int = 0
-    """Override the baseline preset's hidden size (0 keeps it)."""
-    num_attention_heads: int = 0
-    """Override the baseline preset's heads (0 keeps it)."""
-    global_batch_size: int = 16
-    """Sequences per step; steps follow from the token budget."""
-    micro_batch_size: int = 8
-    """Sequences per micro-batch."""
-    lr: float = 3e-3
-    """Peak learning rate."""
-    min_lr: float = 3e-4
-    """Final learning rate."""
-    warmup_steps: int = 10
-    """Warm-up steps."""
-
-
-@dataclass
-class PlanConfig:
-    min_words_per_param: float = 10.0
-    """Warn (strict: refuse) below this many unique training words per parameter."""
-    max_epochs: float = 4.0
-    """Warn (strict: refuse) when a source would be repeated more epochs than this."""
-    strict: bool = False
-    """Refuse to train when the plan has warnings."""
 
 
 SECTIONS: dict[str, type] = {
