@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", required=True)
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
-    p.add_argument("--until", default="", choices=["", "plan"], help="stop after this stage")
+    p.add_argument("--until", default="", choices=["", "legal", "ingest", "curate", "tokenize", "plan"],
+                   help="stop after this stage")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("plan", help="token-budget plan for a recipe")
     p.add_argument("--recipe", required=True)

@@ -49,6 +49,40 @@ class RunContext:
         return absolute(self.recipe.run.output_root)
 
 
+# Exceptions worth a retry: storage/network outages and lost workers. Contract failures, refused sources,
+# bad recipes and training failures are not retried (they would fail the same way again).
+_TRANSIENT = {"ConnectionError", "TimeoutError", "BotoCoreError", "ClientConnectorError", "ServerDisconnectedError",
+              "ClientOSError", "FSTimeoutError", "KilledWorker", "CommClosedError", "EndpointConnectionError",
+              "ReadTimeoutError", "IncompleteRead"}
+_PERMANENT_OS = {"PermissionError", "IsADirectoryError", "NotADirectoryError"}
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """True for errors that a retry can cure: network and storage outages (any OSError but permission or
+    path-shape errors, which also covers object stores answering 'not found' while they restart), lost Dask
+    workers. Follows the exception chain."""
+    seen = 0
+    while exc is not None and seen < 8:
+        names = {c.__name__ for c in type(exc).__mro__}
+        if names & _TRANSIENT or ("OSError" in names and not names & _PERMANENT_OS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def retry_options(retries: int, first_delay_s: float) -> dict:
+    """Prefect task options: exponential backoff with jitter, only on transient errors."""
+    def condition(task, task_run, state) -> bool:
+        try:
+            exc = state.result(raise_on_failure=False)
+        except BaseException as e:  # noqa: BLE001 - the state holds no readable result: judge the error itself
+            exc = e
+        return isinstance(exc, BaseException) and is_transient(exc)
+
+    return {"retries": max(0, int(retries)), "retry_jitter_factor": 0.2, "retry_condition_fn": condition,
+            "retry_delay_seconds": [first_delay_s * 2 ** i for i in range(max(1, int(retries)))]}
+
+
 def run_stage(ctx: RunContext, name: str, config: dict, upstream: list[str], code: list[str],
               fn: Callable[[StageDir], dict], log_fn: Callable[[dict], None] | None = None) -> dict:
     """Run (or reuse) one stage. `fn(stage_dir)` returns a JSON-able summary, optionally with `counts`."""

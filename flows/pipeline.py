@@ -13,7 +13,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows import stages
-from flows.context import RunContext
+from flows.context import RunContext, retry_options
+from flows.locks import output_root_lock
 from model.config import load_recipe
 from tasks import register as reg
 from tasks.cluster import Cluster
@@ -76,43 +77,72 @@ def _artifacts(ctx: RunContext) -> None:
         create_markdown_artifact(key="token-budget", markdown=plan_markdown(ctx.summaries["plan"]))
 
 
+UNTIL = ("", "legal", "ingest", "curate", "tokenize", "plan")
+
+
 @flow(name="keel-pipeline", log_prints=True, validate_parameters=False)
 def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: str = "") -> dict:
+    """Run the recipe; `until` stops after a data stage (legal, ingest, curate, tokenize or plan)."""
+    if until not in UNTIL:
+        raise ValueError(f"until must be one of {UNTIL}, not {until!r}")
     logger = get_run_logger()
     t0 = time.perf_counter()
     recipe = load_recipe(recipe_path, overrides or [])
     tracker = Tracker(recipe.run.tracking_uri or default_tracking_uri(), recipe.run.name, run_name=recipe.run.name,
                       tags={"keel.recipe": recipe_path, "keel.prefect_flow_run_id": str(flow_run.get_id())})
-    cluster = Cluster(recipe.dask.address, recipe.dask.n_workers, recipe.dask.memory_limit)
+    cluster = Cluster(recipe.dask.address, recipe.dask.n_workers, recipe.dask.memory_limit, logger)
     ctx = RunContext(recipe, tracker, cluster, logger)
+    st = _Retrying(retry_options(recipe.run.retries, recipe.run.retry_delay_s))
     try:
         tracker.log_params({"recipe": recipe.to_dict()})
         tracker.log_dict(recipe.to_dict(), "recipe.json")
-        sources = stages.legal_gate(ctx)
-        ingested = stages.ingest(ctx, sources)
-        stages.contract_raw(ctx, ingested, sources)
-        curated = stages.curate(ctx, ingested)
-        stages.contract_curated(ctx, curated)
-        tokenized = stages.tokenize(ctx, curated, sources)
-        stages.contract_tokenized(ctx, tokenized)
-        stages.plan_budget(ctx, tokenized)
-        if until == "plan":
-            return _summary(ctx, None, None, t0)
-        base = stages.pretrain(ctx, tokenized)
-        special = stages.specialize(ctx, tokenized, base)
-        stages.contract_mix(ctx, special, "specialize")
-        general_baseline = stages.baseline(ctx, tokenized) if recipe.baseline.enabled else None
-        domain = _specialization_domain(recipe)
-        evaluation = stages.evaluate(ctx, tokenized, base, special, domain, general_baseline)
-        model = register(ctx, sources, evaluation)
-        return _summary(ctx, model, evaluation, t0) | {
-            "realized_mix": special["result"]["realized_mix"]["domain_share"],
-            "export_max_abs_logit_diff": evaluation["results"]["specialized"]["export"]["max_abs_logit_diff"]}
+        with output_root_lock(ctx.root):
+            sources = st.legal_gate(ctx)
+            if until == "legal":
+                return _summary(ctx, None, None, t0)
+            ingested = st.ingest(ctx, sources)
+            st.contract_raw(ctx, ingested, sources)
+            if until == "ingest":
+                return _summary(ctx, None, None, t0)
+            curated = st.curate(ctx, ingested)
+            st.contract_curated(ctx, curated)
+            if until == "curate":
+                return _summary(ctx, None, None, t0)
+            tokenized = st.tokenize(ctx, curated, sources)
+            st.contract_tokenized(ctx, tokenized)
+            st.plan_budget(ctx, tokenized)
+            if until in ("tokenize", "plan"):
+                return _summary(ctx, None, None, t0)
+            return _train_and_register(ctx, st, sources, tokenized, t0)
     except BaseException:
         tracker.end("FAILED")
         raise
     finally:
         cluster.close()
+
+
+def _train_and_register(ctx: RunContext, st, sources, tokenized: dict, t0: float) -> dict:
+    recipe = ctx.recipe
+    base = st.pretrain(ctx, tokenized)
+    special = st.specialize(ctx, tokenized, base)
+    st.contract_mix(ctx, special, "specialize")
+    general_baseline = st.baseline(ctx, tokenized) if recipe.baseline.enabled else None
+    domain = _specialization_domain(recipe)
+    evaluation = st.evaluate(ctx, tokenized, base, special, domain, general_baseline)
+    model = register(ctx, sources, evaluation)
+    return _summary(ctx, model, evaluation, t0) | {
+        "realized_mix": special["result"]["realized_mix"]["domain_share"],
+        "export_max_abs_logit_diff": evaluation["results"]["specialized"]["export"]["max_abs_logit_diff"]}
+
+
+class _Retrying:
+    """`st.<stage>` is the Prefect task of flows/stages.py with the recipe's retry policy."""
+
+    def __init__(self, options: dict):
+        self.options = options
+
+    def __getattr__(self, name: str):
+        return getattr(stages, name).with_options(**self.options)
 
 
 def _summary(ctx: RunContext, model: dict | None, evaluation: dict | None, t0: float) -> dict:

@@ -30,6 +30,10 @@ class RunConfig:
     """Name of the model in the MLflow registry."""
     seed: int = 1234
     """Seed for every random choice (sampling, initialisation, data order)."""
+    retries: int = 3
+    """Stage retries on transient errors (storage or network outage, a lost Dask worker); 0 disables."""
+    retry_delay_s: float = 5.0
+    """First retry delay; each further retry waits twice as long (exponential backoff, with jitter)."""
 
 
 @dataclass

@@ -14,8 +14,9 @@ from tasks.storage import is_remote, url_to_fs
 
 
 class Cluster:
-    def __init__(self, address: str = "", n_workers: int = 2, memory_limit: str = "4GiB"):
+    def __init__(self, address: str = "", n_workers: int = 2, memory_limit: str = "4GiB", logger=None):
         self.address, self.n_workers, self.memory_limit = address, n_workers, memory_limit
+        self.logger = logger or logging.getLogger("keel")
         self._client = None
         self._cluster = None
 
@@ -34,10 +35,30 @@ class Cluster:
                 self._client = Client(self._cluster)
         return self._client
 
-    def map(self, fn, *iterables, **kwargs) -> list:
-        """Run fn over the iterables on the workers; results in order (raises the first task error)."""
+    def map(self, fn, *iterables, progress: str = "", **kwargs) -> list:
+        """Run fn over the iterables on the workers; results in order (raises the first task error).
+        With `progress`, logs "progress: done/total, rate, ETA" about every 10% or 15 s."""
         futures = self.client.map(fn, *iterables, pure=False, **kwargs)
+        if progress and futures:
+            self._report(futures, progress)
         return self.client.gather(futures)
+
+    def _report(self, futures: list, label: str) -> None:
+        import time
+
+        from distributed import as_completed
+
+        total, t0, last_t, last_n = len(futures), time.monotonic(), time.monotonic(), 0
+        for n, fut in enumerate(as_completed(futures), 1):
+            if fut.status == "error":
+                return  # gather raises it
+            now = time.monotonic()
+            if n == total or n - last_n >= max(1, total // 10) or now - last_t >= 15:
+                rate = n / max(now - t0, 1e-9)
+                eta = (total - n) / rate if rate else 0.0
+                self.logger.info(f"{label}: {n}/{total} done ({100 * n / total:.0f}%), "
+                                 f"{rate:.2f}/s, ETA {eta:.0f} s")
+                last_t, last_n = now, n
 
     def close(self) -> None:
         if self._client is not None:

@@ -123,10 +123,10 @@ def curate(ingest_docs_uri: str, stage: StageDir, cluster: Cluster, cfg) -> dict
     parts = list_parts(ingest_docs_uri)
     names = [f"part-{i:05d}" for i in range(len(parts))]
     validate_steps(cfg.steps)
-    local_stats = cluster.map(_local, parts, names, stage_uri=stage.uri, cfg=cfg)
+    local_stats = cluster.map(_local, parts, names, stage_uri=stage.uri, cfg=cfg, progress="curate: rules")
     works = [join(stage.uri, "_work", f"{n}.parquet") for n in names]
     drops = _choose_drops(cluster.map(_keys, works, bands=_band_columns(cfg)), cfg)
-    global_stats = cluster.map(_finalize, works, names, drops, stage_uri=stage.uri, cfg=cfg)
+    global_stats = cluster.map(_finalize, works, names, drops, stage_uri=stage.uri, cfg=cfg, progress="curate: dedup")
     funnel = _merge(local_stats) + _merge(global_stats)
     prev_kept = None
     for s in funnel:  # conservation per step, and each step consumes exactly what the previous kept

@@ -36,7 +36,7 @@ def ingest(sources: list[SourceManifest], stage: StageDir, cluster: Cluster, par
                "license_field": m.license_field, "max_doc_bytes": max_doc_bytes}
         for j, f in enumerate(files):
             jobs.append((f, src, stage.path("docs", f"{m.id}-{j:05d}"), stage.path("rejects", "00_ingest", f"{m.id}-{j:05d}")))
-    results = cluster.map(_ingest_file, *zip(*jobs), partition_rows=partition_rows)
+    results = cluster.map(_ingest_file, *zip(*jobs), partition_rows=partition_rows, progress="ingest")
     per_source: dict[str, dict] = {}
     for r in results:
         s = per_source.setdefault(r["source_id"], {"in": 0, "kept": 0, "rejected": Counter()})

@@ -96,14 +96,55 @@ class _Collector:
 def _open_lines(fs, path: str):
     """Binary line stream of a plain, .gz or .zst file."""
     import gzip
-    import io
 
     raw = fs.open(path, "rb")
     if path.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw)
     if path.endswith(".zst"):
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+        return _ZstdLines(raw)
     return raw
+
+
+class _ZstdLines:
+    """Lines of a (multi-frame) zstd stream; raises EOFError when the last frame is cut short, which
+    zstandard's stream_reader reports as a clean end of file."""
+
+    def __init__(self, raw, chunk: int = 1 << 20):
+        self.raw, self.chunk = raw, chunk
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.raw.close()
+
+    def _blocks(self):
+        d, pending = zstandard.ZstdDecompressor().decompressobj(), False
+        while True:
+            data = self.raw.read(self.chunk)
+            if not data:
+                break
+            while data:
+                pending = True
+                out = d.decompress(data)
+                if out:
+                    yield out
+                data = b""
+                if d.eof:
+                    data, pending = d.unused_data, False
+                    d = zstandard.ZstdDecompressor().decompressobj()
+        if pending:
+            raise EOFError("zstd stream ends inside a frame (truncated file)")
+
+    def __iter__(self):
+        rest = b""
+        for block in self._blocks():
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+        if rest:
+            yield rest
 
 
 def _read_jsonl(c: _Collector, uri: str) -> None:

@@ -224,7 +224,8 @@ def tokenize(curated_parts: list[str], stage_uri: str, cluster: Cluster, cfg, do
     names = [f"part-{i:05d}" for i in range(len(curated_parts))]
     shards_uri = join(stage_uri, "shards")
     encoded = cluster.map(_encode_part, curated_parts, names, tok_uri=tok_uri, eod=eod, vocab=vocab,
-                          shards_uri=shards_uri, valid=cfg.valid_per_mille, test=cfg.test_per_mille)
+                          shards_uri=shards_uri, valid=cfg.valid_per_mille, test=cfg.test_per_mille,
+                          progress="tokenize: encode")
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for part in encoded:
         for g in part:

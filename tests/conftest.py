@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,103 @@ def tiny_recipe(tmp_path, demo_corpus) -> Path:
 def copy_manifests(dst: Path) -> Path:
     shutil.copytree(REPO / "data_contracts" / "sources", dst)
     return dst
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# A distinctive secret: tests scan everything keel writes for it.
+PLANTED_SECRET = "keelPlantedSecret-9f3a7c1e55d04b2b"
+
+
+class S3Endpoint:
+    """moto's S3 server on 127.0.0.1 (real HTTP). `stop()`/`start()` simulate an outage: the objects survive
+    (moto keeps them in this process) and the endpoint comes back on the same port."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    endpoint = S3Endpoint()
+    endpoint.start()
+    for k, v in {"AWS_ACCESS_KEY_ID": "keel-test-key", "AWS_SECRET_ACCESS_KEY": PLANTED_SECRET,
+                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": endpoint.url,
+                 "AWS_ENDPOINT_URL": endpoint.url}.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    s3fs.S3FileSystem().mkdir("keel-test")
+    yield endpoint
+    s3fs.S3FileSystem.clear_instance_cache()
+    endpoint.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint):
+    import s3fs
+
+    return s3fs.S3FileSystem()
+
+
+def plant_secrets(monkeypatch) -> str:
+    """Secrets as a user would provide them: in the environment. Returns the value to scan for."""
+    for k in ("AWS_SECRET_ACCESS_KEY", "KEEL_API_TOKEN", "HF_TOKEN", "DATABASE_PASSWORD"):
+        monkeypatch.setenv(k, PLANTED_SECRET)
+    return PLANTED_SECRET
+
+
+def files_containing(secret: str, *roots) -> list[str]:
+    """Every file under `roots` whose bytes contain `secret` (gzip members are opened too)."""
+    import gzip
+
+    needle, hits = secret.encode(), []
+    for root in roots:
+        for p in Path(root).rglob("*") if Path(root).is_dir() else []:
+            if not p.is_file() or p.is_symlink() or p.stat().st_size > 512 * 2**20:
+                continue
+            data = p.read_bytes()
+            if p.suffix == ".gz":
+                try:
+                    data = gzip.decompress(data)
+                except (OSError, EOFError):
+                    pass
+            if needle in data:
+                hits.append(str(p))
+    return hits
+
+
+def prefect_records_containing(secret: str) -> list[str]:
+    """Prefect logs and artifacts on the current API server that contain `secret`."""
+    from prefect.client.orchestration import get_client
+
+    hits = []
+    with get_client(sync_client=True) as client:
+        offset = 0
+        while True:
+            logs = client.read_logs(limit=200, offset=offset)
+            hits += [f"log: {lg.message[:80]}" for lg in logs if secret in lg.message]
+            if len(logs) < 200:
+                break
+            offset += 200
+        hits += [f"artifact: {a.key}" for a in client.read_artifacts(limit=200)
+                 if secret in f"{a.data} {a.description}"]
+    return hits

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from flows.pipeline import keel_pipeline
 from model.config import load_recipe
 from tasks.cluster import list_parts
-from tests.conftest import write_recipe
+from tests.conftest import files_containing, plant_secrets, prefect_records_containing, write_recipe
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -23,7 +23,8 @@ def _rows(folder) -> int:
     return sum(len(pd.read_parquet(p, columns=["doc_id"] if "00_ingest" not in p else None)) for p in list_parts(folder))
 
 
-def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus, prefect_harness):
+def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus, prefect_harness, monkeypatch, capfd):
+    secret = plant_secrets(monkeypatch)
     recipe = write_recipe(tmp_path, demo_corpus)
     first = keel_pipeline(str(recipe))
     assert all(first["stage_status"][s] == "completed" for s in ALL if s != "legal")
@@ -111,6 +112,15 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
                     if "legal_policy" in p)
     assert rej.loc[rej["doc_id"] == doc, "reject_reason"].tolist() == ["optout_doc"]
     assert after["stage_hashes"]["ingest"] == first["stage_hashes"]["ingest"]
+
+    # the planted secrets reached nothing keel wrote: outputs, MLflow store and artifacts, checkpoints, Prefect
+    # logs and artifacts, the terminal
+    import os
+
+    assert files_containing(secret, tmp_path, os.environ["PREFECT_HOME"]) == []
+    assert prefect_records_containing(secret) == []
+    out, err = capfd.readouterr()
+    assert secret not in out and secret not in err
 
 
 def test_unapproved_source_stops_the_run_before_ingest(tmp_path, demo_corpus, prefect_harness):

@@ -1,7 +1,6 @@
 """Against real protocols and processes: the pipeline reading from and writing to S3 (moto's server on
 127.0.0.1, not a mocked client), and curation on a Dask cluster started as `dask scheduler` / `dask worker`."""
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,36 +15,9 @@ from tasks.curate import curate
 from tasks.ingest import ingest
 from tasks.legal import gate_sources, load_policy
 from tasks.storage import StageDir
-from tests.conftest import REPO, write_recipe
+from tests.conftest import PLANTED_SECRET, REPO, files_containing, free_port, prefect_records_containing, write_recipe
 
 pytestmark = pytest.mark.slow
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    port = _port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_ENDPOINT_URL_S3": endpoint, "AWS_ENDPOINT_URL": endpoint}.items():
-        monkeypatch.setenv(k, v)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    fs.mkdir("keel-test")
-    yield fs
-    s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
 
 
 def test_pipeline_reads_and_writes_s3(tmp_path, demo_corpus, s3, prefect_harness):
@@ -66,10 +38,14 @@ def test_pipeline_reads_and_writes_s3(tmp_path, demo_corpus, s3, prefect_harness
     again = keel_pipeline(str(recipe), ["run.output_root=s3://keel-test/runs", "sources.data_root=s3://keel-test/corpus"],
                           until="plan")
     assert all(again["stage_status"][s] == "cached" for s in ("ingest", "curate", "tokenize"))
+    # the S3 secret key signed every request, and was written nowhere: local files, S3 objects, Prefect
+    assert files_containing(PLANTED_SECRET, tmp_path) == []
+    assert [p for p in s3.find("keel-test") if PLANTED_SECRET.encode() in s3.cat_file(p)] == []
+    assert prefect_records_containing(PLANTED_SECRET) == []
 
 
 def test_curation_on_real_dask_scheduler_and_worker_processes(tmp_path, demo_corpus):
-    port = _port()
+    port = free_port()
     bindir = os.path.dirname(sys.executable)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     sched = subprocess.Popen([f"{bindir}/dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
