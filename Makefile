@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.keel-installed
 
-.PHONY: demo test venv corpus clean bench
+.PHONY: demo test venv corpus clean bench browser
 
 $(STAMP): pyproject.toml infra/constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,7 +25,14 @@ corpus: venv
 demo: venv
 	$(BIN)/keel run --recipe infra/recipes/demo.toml
 
-test: venv
+# Browser tests drive Debian's chromium with Playwright (never a downloaded browser); skipped if it can't install.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+	   apt-get install -y -q chromium >/dev/null 2>&1)) && echo "installed Debian chromium for the browser tests" || \
+	  echo "chromium could not be installed: the browser tests will be skipped"; }
+
+test: venv browser
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -6,6 +6,8 @@
   keel lineage (--model NAME@ALIAS | --source ID | --doc ID) [--json]
   keel forget (--source ID | --doc ID) --recipe R [--no-run]
   keel corpus [--data-root .keel/corpus] [--force]
+  keel up [--dask] [--s3] [--auth] | keel status | keel down    local Prefect + MLflow (+ Dask, S3) servers
+  keel deploy --recipe R --cron "0 3 * * *" | keel worker     scheduled runs
 """
 from __future__ import annotations
 
@@ -16,9 +18,14 @@ import sys
 from pathlib import Path
 
 
-def configure_env(home: str = ".keel") -> None:
-    """Embedded defaults: Prefect home and MLflow store under .keel/, telemetry off. Must run before imports."""
-    home_path = Path(home).resolve()
+def keel_home() -> str:
+    return os.environ.get("KEEL_HOME", ".keel")
+
+
+def configure_env(home: str = "") -> None:
+    """Embedded defaults: Prefect home and MLflow store under .keel/ (or $KEEL_HOME), telemetry off.
+    Must run before Prefect or MLflow are imported."""
+    home_path = Path(home or keel_home()).resolve()
     home_path.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(home_path / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -38,9 +45,19 @@ def cmd_corpus(args) -> int:
     return 0
 
 
+def _use_stack() -> None:
+    """`keel run` and friends use the servers of a running `keel up` stack (explicit settings win)."""
+    from flows.stack import use_stack
+
+    for svc, url in use_stack(keel_home()).items():
+        print(f"keel: using the running stack's {svc} at {url}", file=sys.stderr)
+
+
 def cmd_run(args) -> int:
     from model.config import load_recipe
     from tasks.corpus import build_demo_corpus
+
+    _use_stack()
 
     recipe = load_recipe(args.recipe, args.set)  # fail fast on a bad recipe, before Prefect starts
     build_demo_corpus(recipe.sources.data_root, recipe.sources.ids)
@@ -70,6 +87,8 @@ def cmd_plan(args) -> int:
     from model.config import load_recipe
     from tasks.corpus import build_demo_corpus
 
+    _use_stack()
+
     recipe = load_recipe(args.recipe, args.set)
     build_demo_corpus(recipe.sources.data_root, recipe.sources.ids)
     from flows.pipeline import keel_pipeline
@@ -82,6 +101,8 @@ def cmd_plan(args) -> int:
 
 def cmd_models(args) -> int:
     from tasks.tracking import default_tracking_uri, list_models
+
+    _use_stack()
 
     models = list_models(args.tracking_uri or default_tracking_uri())
     if args.json:
@@ -152,6 +173,75 @@ def cmd_forget(args) -> int:
     return cmd_run(args)
 
 
+def _ports(args) -> dict:
+    return {"prefect": args.prefect_port, "mlflow": args.mlflow_port, "dask": args.dask_port,
+            "dask_dashboard": args.dask_dashboard_port, "s3": args.s3_port}
+
+
+def cmd_up(args) -> int:
+    from flows import stack
+
+    try:
+        st = stack.up(keel_home(), args.host, _ports(args), args.dask, args.dask_workers, args.s3, args.auth,
+                      args.artifacts)
+    except stack.StackError as exc:
+        print(f"keel: error: {exc}", file=sys.stderr)
+        return 1
+    _print_status(st, args.json)
+    if st["auth"] and not args.json:
+        print(f"  MLflow basic auth is on: credentials in {stack.stack_dir(keel_home()) / 'mlflow-credentials.json'}"
+              " (mode 0600); keel commands use them automatically")
+    return 0
+
+
+def _print_status(st: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(st))
+        return
+    if not st["services"]:
+        print("keel stack: down (start it with `keel up`)")
+    for name, s in st["services"].items():
+        state = "up" if s["healthy"] else ("starting/unhealthy" if s["running"] else "DOWN")
+        print(f"  {name:<15} {state:<18} {s['url'] or '(workers)':<28} pid {s['pid']}  log {s['log']}")
+
+
+def cmd_status(args) -> int:
+    from flows import stack
+
+    st = stack.status(keel_home())
+    _print_status(st, args.json)
+    return 0 if st["services"] and all(s["healthy"] for s in st["services"].values()) else 1
+
+
+def cmd_down(args) -> int:
+    from flows import stack
+
+    stopped = stack.down(keel_home())
+    if not stopped:
+        print("keel stack: nothing running")
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from flows import schedule
+
+    _use_stack()
+    out = schedule.deploy(args.recipe, args.cron, args.name, args.set, args.until, args.pool, args.timezone)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"deployment {out['name']} ({out['id']}) on work pool '{out['pool']}': cron '{out['cron']}'")
+        print(f"  run it with: keel worker --pool {out['pool']}")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from flows import schedule
+
+    _use_stack()
+    return schedule.worker(args.pool, args.limit, args.run_once)
+
+
 def cmd_doctor(args) -> int:
     from flows.doctor import checks
 
@@ -199,8 +289,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-run", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_forget)
+    p = sub.add_parser("up", help="start the local stack: Prefect server, MLflow server [, Dask, S3]")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--prefect-port", type=int, default=4200)
+    p.add_argument("--mlflow-port", type=int, default=5000)
+    p.add_argument("--dask", action="store_true", help="also a Dask scheduler (with dashboard) and workers")
+    p.add_argument("--dask-workers", type=int, default=2)
+    p.add_argument("--dask-port", type=int, default=8786)
+    p.add_argument("--dask-dashboard-port", type=int, default=8787)
+    p.add_argument("--s3", action="store_true", help="also an in-memory S3 endpoint (moto) for local use")
+    p.add_argument("--s3-port", type=int, default=9000)
+    p.add_argument("--auth", action="store_true", help="MLflow basic auth (credentials kept in a 0600 file)")
+    p.add_argument("--artifacts", default="", help="MLflow artifact root (default: local disk; s3://... works)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_up)
+    p = sub.add_parser("status", help="state and health of the local stack")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_status)
+    p = sub.add_parser("down", help="stop the local stack")
+    p.set_defaults(fn=cmd_down)
+    p = sub.add_parser("deploy", help="schedule a recipe: a Prefect deployment with a cron schedule")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--cron", required=True, help='e.g. "0 3 * * *" (03:00 every day)')
+    p.add_argument("--name", default="", help="deployment name (default: the recipe's run.name)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--until", default="", choices=["", "legal", "ingest", "curate", "tokenize", "plan"])
+    p.add_argument("--pool", default="keel", help="Prefect work pool (process type; created if missing)")
+    p.add_argument("--timezone", default="UTC")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_deploy)
+    p = sub.add_parser("worker", help="execute scheduled runs (a Prefect process worker on the work pool)")
+    p.add_argument("--pool", default="keel")
+    p.add_argument("--limit", type=int, default=1, help="flow runs at once on this worker")
+    p.add_argument("--run-once", action="store_true", help="poll once, run what is due, exit")
+    p.set_defaults(fn=cmd_worker)
     p = sub.add_parser("doctor", help="check the environment and say what to fix")
-    p.add_argument("--output-root", default=".keel/runs")
+    p.add_argument("--output-root", default=os.path.join(keel_home(), "runs"))
     p.add_argument("--tracking-uri", default="")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_doctor)

@@ -42,7 +42,7 @@ def output_root_lock(output_root: str, wait_log_s: float = 30.0) -> Iterator[str
         with concurrency(name, occupy=1, lease_duration=60, strict=True):
             yield f"prefect:{name}"
         return
-    folder = Path(os.environ.get("KEEL_LOCK_DIR", ".keel/locks")).resolve()
+    folder = Path(os.environ.get("KEEL_LOCK_DIR") or os.path.join(os.environ.get("KEEL_HOME", ".keel"), "locks")).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.lock"
     with open(path, "a+") as f:

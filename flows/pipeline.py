@@ -5,6 +5,7 @@ legal gate -> ingest -> curate (Dask) -> contract (GX) -> tokenize -> pretrain -
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from prefect import flow, get_run_logger, task
@@ -71,10 +72,45 @@ def _artifacts(ctx: RunContext) -> None:
         create_table_artifact(key="evaluation", description="Held-out perplexity per domain, size, tokens, compute",
                               table=[{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}
                                      for row in ev["comparison"]])
+    curves = training_markdown(ctx)
+    if curves:
+        create_markdown_artifact(key="training-curves", markdown=curves, description="Loss, throughput per training stage")
     if ctx.summaries.get("plan"):
         from tasks.plan import plan_markdown
 
         create_markdown_artifact(key="token-budget", markdown=plan_markdown(ctx.summaries["plan"]))
+
+
+def training_markdown(ctx: RunContext) -> str:
+    rows = []
+    for kind in ("pretrain", "specialize", "baseline"):
+        m = (ctx.summaries.get(kind) or {}).get("metrics") or []
+        if not m:
+            continue
+        tps = [x["tokens_per_s"] for x in m[1:] or m if x.get("tokens_per_s")]
+        mfu = [x["mfu"] for x in m if x.get("mfu") is not None]
+        rows.append(f"| {kind} | {len(m)} | {m[0]['loss']:.4f} | {m[-1]['loss']:.4f} | "
+                    f"{(sum(tps) / len(tps)) if tps else 0:,.0f} | {(f'{100 * max(mfu):.1f}%') if mfu else 'n/a'} | "
+                    f"{ctx.status.get(kind, '')} |")
+    if not rows:
+        return ""
+    head = ("| stage | steps | first loss | last loss | tokens/s (mean) | MFU (max) | status |\n"
+            "|---|---:|---:|---:|---:|---:|---|\n")
+    return "## Training\n\n" + head + "\n".join(rows) + "\n\n" + tracking_links(ctx)
+
+
+def tracking_links(ctx: RunContext, model: dict | None = None) -> str:
+    """Where to look in MLflow: UI links for a tracking server, the `mlflow ui` command for a local store."""
+    uri, t = ctx.tracker.tracking_uri, ctx.tracker
+    if uri.startswith("http"):
+        lines = [f"- MLflow run: {uri}/#/experiments/{t.experiment_id}/runs/{t.run_id}"]
+        if model:
+            lines.append(f"- Model version: {uri}/#/models/{model['name']}/versions/{model['version']}")
+    else:
+        lines = [f"- MLflow run `{t.run_id}` in `{uri}` (browse with `mlflow ui --backend-store-uri {uri}`)"]
+        if model:
+            lines.append(f"- Model `models:/{model['name']}/{model['version']}` aliases {model.get('aliases', [])}")
+    return "\n".join(lines) + "\n"
 
 
 UNTIL = ("", "legal", "ingest", "curate", "tokenize", "plan")
@@ -90,7 +126,8 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: s
     recipe = load_recipe(recipe_path, overrides or [])
     tracker = Tracker(recipe.run.tracking_uri or default_tracking_uri(), recipe.run.name, run_name=recipe.run.name,
                       tags={"keel.recipe": recipe_path, "keel.prefect_flow_run_id": str(flow_run.get_id())})
-    cluster = Cluster(recipe.dask.address, recipe.dask.n_workers, recipe.dask.memory_limit, logger)
+    cluster = Cluster(recipe.dask.address or os.environ.get("KEEL_DASK_ADDRESS", ""), recipe.dask.n_workers,
+                      recipe.dask.memory_limit, logger)
     ctx = RunContext(recipe, tracker, cluster, logger)
     st = _Retrying(retry_options(recipe.run.retries, recipe.run.retry_delay_s))
     try:
@@ -147,6 +184,11 @@ class _Retrying:
 
 def _summary(ctx: RunContext, model: dict | None, evaluation: dict | None, t0: float) -> dict:
     _artifacts(ctx)
+    if model:
+        gate = evaluation["gate"] if evaluation else {}
+        create_markdown_artifact(key="registered-model", description="Registry entry and gate decision", markdown=(
+            f"## {model['name']} version {model['version']}\n\naliases: {', '.join(model['aliases']) or '-'}; "
+            f"gate: {'promoted' if gate.get('promote') else 'not promoted'}\n\n" + tracking_links(ctx, model)))
     ctx.tracker.set_tags({"keel.status": "completed", **({"keel.model_version": model["version"]} if model else {})})
     ctx.tracker.end("FINISHED")
     model = model or {}

@@ -39,7 +39,8 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def default_tracking_uri(home: str = ".keel") -> str:
+def default_tracking_uri(home: str = "") -> str:
+    home = home or os.environ.get("KEEL_HOME", ".keel")
     return os.environ.get("KEEL_TRACKING_URI") or f"sqlite:///{Path(home).resolve()}/mlflow.db"
 
 
@@ -55,6 +56,7 @@ class NoopTracker:
     """Same interface, records nothing."""
 
     run_id = None
+    experiment_id = None
     tracking_uri = ""
 
     @contextlib.contextmanager
