@@ -66,4 +66,9 @@ def checks(output_root: str = ".keel/runs", tracking_uri: str = "") -> list[dict
             add(name, True, f"{url} reachable")
         except OSError as exc:
             add(name, False, f"{url}: {exc}", "start it (`keel up`) or unset the URL to use embedded defaults")
+    from flows.stack import status
+
+    for svc, st in status(os.environ.get("KEEL_HOME", ".keel"))["services"].items():
+        add(f"stack {svc}", st["healthy"], f"{st['url'] or 'workers'} pid {st['pid']}",
+            f"`keel down && keel up` (log: {st['log']})")
     return out

@@ -129,7 +129,8 @@ def _write_auth_config(home: Path) -> dict:
         creds = json.loads(cred.read_text())
     else:
         creds = {"username": os.environ.get("KEEL_MLFLOW_ADMIN_USER", "admin"),
-                 "password": os.environ.get("KEEL_MLFLOW_ADMIN_PASSWORD") or secrets.token_urlsafe(18)}
+                 "password": os.environ.get("KEEL_MLFLOW_ADMIN_PASSWORD") or secrets.token_urlsafe(18),
+                 "flask_secret_key": secrets.token_urlsafe(32)}
         cred.touch(mode=0o600)
         cred.write_text(json.dumps(creds))
     ini = sd / "mlflow-auth.ini"
@@ -176,10 +177,13 @@ def up(home: str | Path = ".keel", host: str = "127.0.0.1", ports: dict | None =
         for s in services:
             logf = open(sd / f"{s.name}.log", "ab")
             env = {**os.environ, **s.env}
+            if creds and s.name == "mlflow":  # kept out of stack.json: it holds only what is safe to show
+                env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = creds["flask_secret_key"]
             proc = subprocess.Popen(s.argv, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=str(home.parent),
                                     start_new_session=True, stdin=subprocess.DEVNULL)
             (sd / f"{s.name}.pid").write_text(str(proc.pid))
-            started[s.name] = {**asdict(s), "pid": proc.pid, "log": str(sd / f"{s.name}.log")}
+            started[s.name] = {**{k: v for k, v in asdict(s).items() if k != "env"}, "pid": proc.pid,
+                               "log": str(sd / f"{s.name}.log")}
         _write_state(sd, host, started, auth)
         deadline = time.time() + timeout_s
         for s in services:

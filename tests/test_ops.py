@@ -179,3 +179,32 @@ def test_cron_deployment_runs_under_keel_worker(stack, tmp_path, demo_corpus):
         worker.wait(timeout=60)
         with prefect_client(stack["prefect"]) as client:
             client.delete_deployment(d.id)
+
+
+def test_mlflow_basic_auth_can_be_switched_on(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "KEEL_TRACKING_URI")}
+    env.update(KEEL_HOME=str(tmp_path / ".keel"), PREFECT_HOME=str(tmp_path / ".keel" / "prefect"))
+    ml = free_port()
+    keel(["up", "--auth", "--prefect-port", str(free_port()), "--mlflow-port", str(ml)], env)
+    try:
+        creds_file = tmp_path / ".keel" / "stack" / "mlflow-credentials.json"
+        assert oct(creds_file.stat().st_mode & 0o777) == "0o600"
+        creds = json.loads(creds_file.read_text())
+        api = f"http://127.0.0.1:{ml}/api/2.0/mlflow/experiments/search?max_results=5"
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(api, timeout=10)
+        assert denied.value.code == 401
+        import base64
+
+        req = urllib.request.Request(api, headers={"Authorization": "Basic " + base64.b64encode(
+            f"{creds['username']}:{creds['password']}".encode()).decode()})
+        assert urllib.request.urlopen(req, timeout=10).status == 200
+        models = keel(["models", "--json"], env)  # keel commands authenticate from the stack's credentials
+        assert json.loads(models.stdout.strip().splitlines()[-1]) == []
+        logs = "".join(p.read_text(errors="replace") for p in (tmp_path / ".keel" / "stack").glob("*.log"))
+        assert creds["password"] not in logs + models.stdout + models.stderr
+    finally:
+        keel(["down"], env, check=False)
