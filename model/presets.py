@@ -29,6 +29,10 @@ class ModelSpec:
     """Share input embedding and output layer weights."""
     num_experts: int = 0
     """Mixture-of-experts layers with this many experts (0: dense)."""
+    hidden_dropout: float = 0.0
+    """Dropout after attention and MLP blocks (training only)."""
+    attention_dropout: float = 0.0
+    """Dropout on attention probabilities (training only)."""
 
     @property
     def ffn(self) -> int:

@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     start = 0
     resumed = checkpoint.latest_step(out_dir)
     if resumed is not None:
-        start = checkpoint.load(checkpoint.step_dir(out_dir, resumed), model, optimizer, scheduler)["step"]
+        state = checkpoint.load(checkpoint.step_dir(out_dir, resumed), model, optimizer, scheduler, rng=True)
+        start = state["step"]
+        if not state["rng_restored"]:  # new parallel layout: a deterministic fresh stream per (seed, step)
+            torch.manual_seed(cfg["seed"] + start)
     elif cfg.get("init_from"):
         checkpoint.load(cfg["init_from"], model)  # weights only: fresh optimizer, LR re-warm-up
 

@@ -28,6 +28,10 @@ class ModelConfig:
     """Share the input embedding with the output layer."""
     num_experts: int = 0
     """Mixture-of-experts MLP with this many experts per layer (0: dense)."""
+    hidden_dropout: float = 0.0
+    """Dropout after attention and MLP blocks (its RNG state is checkpointed per rank)."""
+    attention_dropout: float = 0.0
+    """Dropout on attention probabilities."""
     bf16: bool = True
     """Train in bf16 on GPU (CPU runs stay fp32)."""
 

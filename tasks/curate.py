@@ -12,7 +12,7 @@ from collections import Counter
 
 import pandas as pd
 
-from tasks.cluster import Cluster, list_parts, read_parquet, write_parquet
+from tasks.cluster import Cluster, list_parts, part_sizes, read_parquet, write_parquet
 from tasks.curation import dedup_key
 from tasks.minhash import band_keys, signatures
 from tasks.rules import GLOBAL_STEPS, RULES, validate_steps
@@ -123,7 +123,8 @@ def curate(ingest_docs_uri: str, stage: StageDir, cluster: Cluster, cfg) -> dict
     parts = list_parts(ingest_docs_uri)
     names = [f"part-{i:05d}" for i in range(len(parts))]
     validate_steps(cfg.steps)
-    local_stats = cluster.map(_local, parts, names, stage_uri=stage.uri, cfg=cfg, progress="curate: rules")
+    local_stats = cluster.map(_local, parts, names, stage_uri=stage.uri, cfg=cfg, progress="curate: rules",
+                              cost=part_sizes(parts))
     works = [join(stage.uri, "_work", f"{n}.parquet") for n in names]
     drops = _choose_drops(cluster.map(_keys, works, bands=_band_columns(cfg)), cfg)
     global_stats = cluster.map(_finalize, works, names, drops, stage_uri=stage.uri, cfg=cfg, progress="curate: dedup")

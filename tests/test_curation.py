@@ -77,3 +77,30 @@ def test_gopher_repetition_ngram_rules():
     short = "a short note"  # its only 2-gram is most of the text
     assert _reasons(gopher_repetition, [top, dup10, paras, LONG, short]) == [
         "top_2_gram", "duplicated_10_n_grams", "dup_para_frac", None, "top_2_gram"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["cannot", "Don't", "dont", "I'd", "kill'd", "o'er", "John's", "'em",
+                                           "lord,--", "e.g.", "A.", "/dir/", "binary/compiled", "T1550/003",
+                                           "\\[Aside]", "Regsvr32.exe", "end.The", "(word", "word)", "x):",
+                                           "https://a.org/x.", "mitre.org/techniques/T1", "3.5", "CWE-79", "—",
+                                           "gonna", "Wont", "and/or", "domain(s)", "...", "--", "'", "“quoted”"]),
+                          st.text(alphabet=st.characters(codec="utf-8"), max_size=12)),
+                max_size=30), st.sampled_from([" ", "\n", "  ", "\t"]))
+def test_word_split_fast_paths_equal_the_token_pattern(chunks, sep):
+    from tasks.curation import _WORD_TOKENS, split_words
+
+    text = sep.join(chunks)
+    assert split_words(text) == _WORD_TOKENS.findall(text)
+
+
+def test_word_split_follows_spacy_on_pinned_cases():
+    from tasks.curation import split_words
+
+    cases = {"I'd say don't": ["I", "'d", "say", "do", "n't"], "kill'd ne'er l'envoy": ["kill'd", "ne'er", "l'envoy"],
+             "cannot dont": ["can", "not", "do", "nt"], "John's": ["John", "'s"], "my lord,-- I": ["my", "lord,--", "I"],
+             "binary/compiled T1550/003 /dir/": ["binary", "/", "compiled", "T1550/003", "/dir/"],
+             "\\[Aside] end.The Regsvr32.exe": ["\\[Aside", "]", "end", ".", "The", "Regsvr32.exe"],
+             "see attack.mitre.org/techniques/T1055/001.": ["see", "attack.mitre.org/techniques/T1055/001", "."]}
+    for text, want in cases.items():
+        assert split_words(text) == want, text

@@ -86,9 +86,11 @@ def test_tp2_pp2_matches_tp1_pp1_from_the_same_checkpoint(tmp_path, shards):
 
 
 def test_kill_9_mid_run_then_resume_reproduces_the_loss_curve(tmp_path, shards):
-    full = _config(tmp_path, "full", shards, steps=40, save_interval=10)
+    # with dropout on, the resumed curve matches only if every RNG (torch, the model-parallel tracker) is restored
+    drop = {"hidden_dropout": 0.1, "attention_dropout": 0.1}
+    full = _config(tmp_path, "full", shards, steps=40, save_interval=10, spec_over=drop)
     _run(full, 1)
-    killed = _config(tmp_path, "killed", shards, steps=40, save_interval=10)
+    killed = _config(tmp_path, "killed", shards, steps=40, save_interval=10, spec_over=drop)
     metrics = Path(json.loads(killed.read_text())["metrics_path"])
     proc = subprocess.Popen(_cmd(killed, 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"}, start_new_session=True)
