@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 import string
 import unicodedata
 from dataclasses import dataclass, field
@@ -128,9 +129,17 @@ def gopher_quality(df: pd.DataFrame, cfg) -> StepResult:
     for text in df["text"]:
         words = _words(text)
         n = max(len(words), 1)
-        content = [w for w in words if any(ch not in PUNCTUATION for ch in w)]
-        nc = len(content)
-        avg = float(np.mean([len(w) for w in content])) if content else 0.0
+        counts = Counter(words)
+        nc = chars = alpha = 0
+        for w, c in counts.items():  # each distinct word once
+            if w.isalpha():
+                nc, chars, alpha = nc + c, chars + c * len(w), alpha + c
+                continue
+            if any(ch not in PUNCTUATION for ch in w):  # words that are not pure punctuation
+                nc, chars = nc + c, chars + c * len(w)
+            if any(ch.isalpha() for ch in w):
+                alpha += c
+        avg = chars / nc if nc else 0.0
         n_words_col.append(nc)
         avg_len_col.append(avg)
         lines = text.splitlines() or [""]
@@ -151,9 +160,9 @@ def gopher_quality(df: pd.DataFrame, cfg) -> StepResult:
             reason = "gopher_too_many_bullets"
         elif sum(ln.rstrip().endswith(("...", "…")) for ln in lines) / len(lines) > 0.3:
             reason = "gopher_too_many_end_ellipsis"
-        elif sum(any(ch.isalpha() for ch in w) for w in words) / n < cfg.min_alpha_word_fraction:
+        elif alpha / n < cfg.min_alpha_word_fraction:
             reason = "gopher_below_alpha_threshold"
-        elif len(STOP_WORDS.intersection(words)) < 2:  # distinct, case-sensitive (datatrove)
+        elif len(STOP_WORDS.intersection(counts)) < 2:  # distinct, case-sensitive (datatrove)
             reason = "gopher_enough_stop_words"
         reasons.append(reason)
     return _result(df, reasons, {"num_words": np.array(n_words_col), "avg_word_length": np.array(avg_len_col)})
@@ -204,9 +213,9 @@ def repetition_reason(text: str, cfg) -> tuple[str | None, float]:
     words = split_words(text)
     if len(words) < 2:
         return None, line_frac
-    vocab: dict[str, int] = {}
-    ids = np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.uint64, count=len(words))
-    wlen = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    codes, uniques = pd.factorize(np.array(words, dtype=object), sort=False)
+    ids = codes.astype(np.uint64)
+    wlen = np.fromiter(map(len, uniques), dtype=np.int64, count=len(uniques))[codes]
     csum = np.concatenate([[0], np.cumsum(wlen)])
     for n, frac in TOP_NGRAMS:
         if len(words) < n:
@@ -223,16 +232,23 @@ def repetition_reason(text: str, cfg) -> tuple[str | None, float]:
     for n, frac in DUP_NGRAMS:
         if len(words) < n:
             break
-        g = _ngram_ids(ids, n).tolist()
+        _, inv, counts = np.unique(_ngram_ids(ids, n), return_inverse=True, return_counts=True)
+        multi = np.flatnonzero(counts[inv] > 1)
+        if not len(multi):
+            break  # no repeated n-gram of this length, hence none longer
+        # datatrove's find_all_duplicate walks every position, skipping n after a repeat; positions whose n-gram
+        # occurs once never count, so only the others are visited (same result)
         seen: set[int] = set()
-        repeated, idx, last = 0, 0, len(words) - n + 1
-        while idx < last:  # datatrove find_all_duplicate: skip past a repeated n-gram
-            if g[idx] in seen:
-                repeated += int(csum[idx + n] - csum[idx])
-                idx += n
+        repeated, idx, gram = 0, 0, inv.tolist()
+        for p in multi.tolist():
+            if p < idx:
+                continue
+            if gram[p] in seen:
+                repeated += int(csum[p + n] - csum[p])
+                idx = p + n
             else:
-                seen.add(g[idx])
-                idx += 1
+                seen.add(gram[p])
+                idx = p + 1
         if repeated / size > frac:
             return f"duplicated_{n}_n_grams", line_frac
     return None, line_frac
