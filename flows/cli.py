@@ -183,11 +183,15 @@ def cmd_up(args) -> int:
 
     try:
         st = stack.up(keel_home(), args.host, _ports(args), args.dask, args.dask_workers, args.s3, args.auth,
-                      args.artifacts)
+                      args.artifacts, log=(lambda *_: None) if args.json else print)
     except stack.StackError as exc:
         print(f"keel: error: {exc}", file=sys.stderr)
         return 1
-    _print_status(st, args.json)
+    if args.json:
+        _print_status(st, True)
+    elif "prefect" in st["services"]:
+        print(f"  Prefect UI: {st['services']['prefect']['url']}   MLflow UI: {st['services']['mlflow']['url']}"
+              "   (`keel run` uses them while they are up; `keel down` stops them)")
     if st["auth"] and not args.json:
         print(f"  MLflow basic auth is on: credentials in {stack.stack_dir(keel_home()) / 'mlflow-credentials.json'}"
               " (mode 0600); keel commands use them automatically")

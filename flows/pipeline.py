@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from flows import stages
 from flows.context import RunContext, retry_options
 from flows.locks import output_root_lock
+from flows.secrets import apply_secret_blocks
 from model.config import load_recipe
 from tasks import register as reg
 from tasks.cluster import Cluster
@@ -124,6 +125,9 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: s
     logger = get_run_logger()
     t0 = time.perf_counter()
     recipe = load_recipe(recipe_path, overrides or [])
+    applied = apply_secret_blocks(recipe.run.secret_blocks)
+    if applied:
+        logger.info(f"environment from Secret blocks {recipe.run.secret_blocks}: {sorted(applied)} (values hidden)")
     tracker = Tracker(recipe.run.tracking_uri or default_tracking_uri(), recipe.run.name, run_name=recipe.run.name,
                       tags={"keel.recipe": recipe_path, "keel.prefect_flow_run_id": str(flow_run.get_id())})
     cluster = Cluster(recipe.dask.address or os.environ.get("KEEL_DASK_ADDRESS", ""), recipe.dask.n_workers,

@@ -34,6 +34,8 @@ class RunConfig:
     """Stage retries on transient errors (storage or network outage, a lost Dask worker); 0 disables."""
     retry_delay_s: float = 5.0
     """First retry delay; each further retry waits twice as long (exponential backoff, with jitter)."""
+    secret_blocks: list[str] = field(default_factory=list)
+    """Prefect Secret blocks (JSON objects of ENV_NAME -> value) loaded into the run's environment."""
 
 
 @dataclass

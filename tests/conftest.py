@@ -153,8 +153,12 @@ class S3Endpoint:
 
 @pytest.fixture
 def s3_endpoint(monkeypatch):
+    import urllib.request
+
     endpoint = S3Endpoint()
     endpoint.start()
+    # moto keeps buckets in this process across server instances: start each test from an empty store
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint.url}/moto-api/reset", method="POST"), timeout=10)
     for k, v in {"AWS_ACCESS_KEY_ID": "keel-test-key", "AWS_SECRET_ACCESS_KEY": PLANTED_SECRET,
                  "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": endpoint.url,
                  "AWS_ENDPOINT_URL": endpoint.url}.items():

@@ -45,3 +45,27 @@ def test_no_server_binds_to_all_interfaces():
     for d in CODE_DIRS:
         for path in (REPO / d).rglob("*.py"):
             assert "0.0.0.0" not in path.read_text(), f"{path}: servers bind to 127.0.0.1 unless configured"
+
+
+def test_secrets_from_a_prefect_secret_block_reach_the_run_but_nothing_written(tmp_path, demo_corpus, prefect_harness,
+                                                                              monkeypatch):
+    import os
+
+    import pytest
+    from prefect.blocks.system import Secret
+
+    from flows.pipeline import keel_pipeline
+    from tests.conftest import prefect_records_containing, write_recipe
+
+    monkeypatch.delenv("KEEL_BLOCK_TOKEN", raising=False)
+    Secret(value={"KEEL_BLOCK_TOKEN": PLANTED_SECRET}).save("keel-test-secrets", overwrite=True)
+    Secret(value="just a string").save("keel-test-bad", overwrite=True)
+    recipe = write_recipe(tmp_path, demo_corpus, ids=["mitre_cwe"])
+    try:
+        res = keel_pipeline(str(recipe), ['run.secret_blocks=["keel-test-secrets"]'], until="ingest")
+        assert os.environ["KEEL_BLOCK_TOKEN"] == PLANTED_SECRET and res["counts"]["ingest"]["kept"] > 0
+        assert files_containing(PLANTED_SECRET, tmp_path) == [] and prefect_records_containing(PLANTED_SECRET) == []
+        with pytest.raises(Exception, match="must hold a JSON object"):
+            keel_pipeline(str(recipe), ['run.secret_blocks=["keel-test-bad"]'], until="legal")
+    finally:
+        os.environ.pop("KEEL_BLOCK_TOKEN", None)
