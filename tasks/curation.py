@@ -13,7 +13,6 @@ from collections import Counter
 import string
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd

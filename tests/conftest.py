@@ -222,3 +222,35 @@ def prefect_records_containing(secret: str) -> list[str]:
         hits += [f"artifact: {a.key}" for a in client.read_artifacts(limit=200)
                  if secret in f"{a.data} {a.description}"]
     return hits
+
+
+@pytest.fixture
+def dask_processes():
+    """A real `dask scheduler` and two `dask worker` processes (nannies included) on 127.0.0.1; yields a keel
+    Cluster connected to them."""
+    import subprocess
+    import sys
+    import time
+
+    from tasks.cluster import Cluster
+
+    port = free_port()
+    bindir = os.path.dirname(sys.executable)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    procs = [subprocess.Popen([f"{bindir}/dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], **quiet)]
+    procs += [subprocess.Popen([f"{bindir}/dask", "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                                "--no-dashboard", "--host", "127.0.0.1"], **quiet) for _ in range(2)]
+    cluster = Cluster(address=f"tcp://127.0.0.1:{port}")
+    try:
+        deadline = time.time() + 60
+        while len(cluster.client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
+            time.sleep(0.5)
+        assert len(cluster.client.scheduler_info()["workers"]) == 2
+        yield cluster
+    finally:
+        cluster.close()
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=30)

@@ -1,6 +1,5 @@
 """Great Expectations contracts: per-partition validation on Dask, global checks, readable failure reports."""
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd

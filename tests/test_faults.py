@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,12 +17,12 @@ from mlflow import MlflowClient
 
 from flows.context import is_transient
 from model.config import CurateConfig
-from tasks.cluster import Cluster, list_parts
+from tasks.cluster import list_parts
 from tasks.curate import curate
 from tasks.ingest import ingest
 from tasks.legal import gate_sources, load_policy
 from tasks.storage import StageDir
-from tests.conftest import REPO, free_port, write_recipe
+from tests.conftest import REPO, write_recipe
 
 
 def test_transient_errors_are_told_apart_from_permanent_ones():
@@ -52,62 +51,45 @@ def _content_hashes(stage_uri: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_dask_worker_killed_mid_curation(tmp_path, demo_corpus):
-    port = free_port()
-    bindir = os.path.dirname(sys.executable)
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    procs = [subprocess.Popen([f"{bindir}/dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    procs += [subprocess.Popen([f"{bindir}/dask", "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
-                                "--no-dashboard", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env=env) for _ in range(2)]
-    cluster = Cluster(address=f"tcp://127.0.0.1:{port}")
-    try:
-        deadline = time.time() + 60
-        while len(cluster.client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
-            time.sleep(0.5)
-        sources = gate_sources(["shakespeare", "mitre_cwe", "mitre_attack", "python_docs"],
-                               REPO / "data_contracts" / "sources", str(demo_corpus),
-                               load_policy(REPO / "data_contracts" / "policy.toml"), "commercial")
-        ing = StageDir(str(tmp_path), "ingest", "x")
-        ing.begin()
-        got = ingest(sources, ing, cluster, 200, 5_000_000)
-        cfg = CurateConfig(steps=["normalize", "language", "gopher_quality", "gopher_repetition", "hap", "pii"],
-                           min_words=20, min_lang_score=0.3)
+def test_dask_worker_killed_mid_curation(tmp_path, demo_corpus, dask_processes):
+    cluster = dask_processes
+    sources = gate_sources(["shakespeare", "mitre_cwe", "mitre_attack", "python_docs"],
+                           REPO / "data_contracts" / "sources", str(demo_corpus),
+                           load_policy(REPO / "data_contracts" / "policy.toml"), "commercial")
+    ing = StageDir(str(tmp_path), "ingest", "x")
+    ing.begin()
+    got = ingest(sources, ing, cluster, 200, 5_000_000)
+    cfg = CurateConfig(steps=["normalize", "language", "gopher_quality", "gopher_repetition", "hap", "pii"],
+                       min_words=20, min_lang_score=0.3)
 
-        clean = StageDir(str(tmp_path), "curate", "clean")
-        clean.begin()
-        reference = curate(ing.path("docs"), clean, cluster, cfg)
+    clean = StageDir(str(tmp_path), "curate", "clean")
+    clean.begin()
+    reference = curate(ing.path("docs"), clean, cluster, cfg)
 
-        faulty = StageDir(str(tmp_path), "curate", "faulty")
-        faulty.begin()
-        result: dict = {}
-        runner = threading.Thread(target=lambda: result.update(curate(ing.path("docs"), faulty, cluster, cfg)))
-        runner.start()
-        killed = None
-        deadline = time.time() + 120
-        while killed is None and time.time() < deadline and runner.is_alive():
-            done = len(list_parts(faulty.path("_work")))
-            busy = [w for w, keys in cluster.client.processing().items() if keys]
-            if done >= 2 and busy:
-                pid = cluster.client.run(os.getpid, workers=[busy[0]])[busy[0]]
-                os.kill(pid, signal.SIGKILL)  # the worker process itself; its nanny starts a new one
-                killed = (pid, done)
-            time.sleep(0.05)
-        assert killed is not None, "curation finished before a worker could be killed"
-        assert runner.is_alive(), "the kill must land while curation is still running"
-        runner.join(timeout=300)
-        assert not runner.is_alive() and result, "curation did not complete after the worker was killed"
-        assert result["counts"] == reference["counts"] and result["funnel"] == reference["funnel"]
-        assert result["counts"]["in"] == got["counts"]["kept"]
-        assert result["counts"]["in"] == result["counts"]["kept"] + result["counts"]["rejected"]
-        assert _content_hashes(faulty.uri) == _content_hashes(clean.uri)
-        assert not os.path.exists(faulty.path("_work"))
-    finally:
-        cluster.close()
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=30)
+    faulty = StageDir(str(tmp_path), "curate", "faulty")
+    faulty.begin()
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(curate(ing.path("docs"), faulty, cluster, cfg)))
+    runner.start()
+    killed = None
+    deadline = time.time() + 120
+    while killed is None and time.time() < deadline and runner.is_alive():
+        done = len(list_parts(faulty.path("_work")))
+        busy = [w for w, keys in cluster.client.processing().items() if keys]
+        if done >= 2 and busy:
+            pid = cluster.client.run(os.getpid, workers=[busy[0]])[busy[0]]
+            os.kill(pid, signal.SIGKILL)  # the worker process itself; its nanny starts a new one
+            killed = (pid, done)
+        time.sleep(0.05)
+    assert killed is not None, "curation finished before a worker could be killed"
+    assert runner.is_alive(), "the kill must land while curation is still running"
+    runner.join(timeout=300)
+    assert not runner.is_alive() and result, "curation did not complete after the worker was killed"
+    assert result["counts"] == reference["counts"] and result["funnel"] == reference["funnel"]
+    assert result["counts"]["in"] == got["counts"]["kept"]
+    assert result["counts"]["in"] == result["counts"]["kept"] + result["counts"]["rejected"]
+    assert _content_hashes(faulty.uri) == _content_hashes(clean.uri)
+    assert not os.path.exists(faulty.path("_work"))
 
 
 def _keel(args: list[str], **kw) -> subprocess.Popen:

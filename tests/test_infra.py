@@ -3,7 +3,6 @@ Prefect deployments (prefect.yaml), Dockerfile. (Slurm and PyTorchJob rendering:
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import yaml
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -162,7 +161,7 @@ def test_cron_deployment_runs_under_keel_worker(stack, tmp_path, demo_corpus):
     worker = subprocess.Popen([sys.executable, "-m", "flows.cli", "worker"], cwd=REPO, env=stack["env"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        from prefect.client.schemas.filters import DeploymentFilter, FlowRunFilter
+        from prefect.client.schemas.filters import DeploymentFilter
 
         deadline, done = time.time() + 200, []
         while time.time() < deadline and not done:

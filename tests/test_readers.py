@@ -3,7 +3,6 @@ import gzip
 import json
 
 import pandas as pd
-import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings, strategies as st
 

@@ -1,21 +1,16 @@
 """Against real protocols and processes: the pipeline reading from and writing to S3 (moto's server on
 127.0.0.1, not a mocked client), and curation on a Dask cluster started as `dask scheduler` / `dask worker`."""
-import os
-import subprocess
-import sys
-import time
-
 import pandas as pd
 import pytest
 
 from flows.pipeline import keel_pipeline
 from model.config import CurateConfig
-from tasks.cluster import Cluster, list_parts
+from tasks.cluster import list_parts
 from tasks.curate import curate
 from tasks.ingest import ingest
 from tasks.legal import gate_sources, load_policy
 from tasks.storage import StageDir
-from tests.conftest import PLANTED_SECRET, REPO, files_containing, free_port, prefect_records_containing, write_recipe
+from tests.conftest import PLANTED_SECRET, REPO, files_containing, prefect_records_containing, write_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -44,39 +39,21 @@ def test_pipeline_reads_and_writes_s3(tmp_path, demo_corpus, s3, prefect_harness
     assert prefect_records_containing(PLANTED_SECRET) == []
 
 
-def test_curation_on_real_dask_scheduler_and_worker_processes(tmp_path, demo_corpus):
-    port = free_port()
-    bindir = os.path.dirname(sys.executable)
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    sched = subprocess.Popen([f"{bindir}/dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                              "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    workers = [subprocess.Popen([f"{bindir}/dask", "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
-                                 "--no-dashboard", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env) for _ in range(2)]
-    cluster = Cluster(address=f"tcp://127.0.0.1:{port}")
-    try:
-        deadline = time.time() + 60
-        while len(cluster.client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
-            time.sleep(0.5)
-        assert len(cluster.client.scheduler_info()["workers"]) == 2
-        sources = gate_sources(["mitre_attack", "python_docs"], REPO / "data_contracts" / "sources", str(demo_corpus),
-                               load_policy(REPO / "data_contracts" / "policy.toml"), "commercial")
-        ing = StageDir(str(tmp_path), "ingest", "x")
-        ing.begin()
-        got = ingest(sources, ing, cluster, 500, 5_000_000)
-        cur = StageDir(str(tmp_path), "curate", "y")
-        cur.begin()
-        cfg = CurateConfig(steps=["normalize", "gopher_quality"], min_words=20)
-        out = curate(ing.path("docs"), cur, cluster, cfg)
-        # both external worker processes executed tasks, and nothing was lost
-        executed = cluster.client.run(lambda dask_worker: dask_worker.state.executed_count)
-        assert len(executed) == 2 and all(n > 0 for n in executed.values()), executed
-        assert out["counts"]["in"] == got["counts"]["kept"] and out["partitions"] > 2
-        kept = sum(len(pd.read_parquet(p)) for p in list_parts(cur.path("data")))
-        rejected = sum(len(pd.read_parquet(p)) for p in list_parts(cur.path("rejects")))
-        assert kept == out["counts"]["kept"] and kept + rejected == out["counts"]["in"]
-    finally:
-        cluster.close()
-        for p in workers + [sched]:
-            p.terminate()
-            p.wait(timeout=30)
+def test_curation_on_real_dask_scheduler_and_worker_processes(tmp_path, demo_corpus, dask_processes):
+    cluster = dask_processes
+    sources = gate_sources(["mitre_attack", "python_docs"], REPO / "data_contracts" / "sources", str(demo_corpus),
+                           load_policy(REPO / "data_contracts" / "policy.toml"), "commercial")
+    ing = StageDir(str(tmp_path), "ingest", "x")
+    ing.begin()
+    got = ingest(sources, ing, cluster, 500, 5_000_000)
+    cur = StageDir(str(tmp_path), "curate", "y")
+    cur.begin()
+    cfg = CurateConfig(steps=["normalize", "gopher_quality"], min_words=20)
+    out = curate(ing.path("docs"), cur, cluster, cfg)
+    # both external worker processes executed tasks, and nothing was lost
+    executed = cluster.client.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert len(executed) == 2 and all(n > 0 for n in executed.values()), executed
+    assert out["counts"]["in"] == got["counts"]["kept"] and out["partitions"] > 2
+    kept = sum(len(pd.read_parquet(p)) for p in list_parts(cur.path("data")))
+    rejected = sum(len(pd.read_parquet(p)) for p in list_parts(cur.path("rejects")))
+    assert kept == out["counts"]["kept"] and kept + rejected == out["counts"]["in"]
