@@ -39,7 +39,8 @@ def output_root_lock(output_root: str, wait_log_s: float = 30.0) -> Iterator[str
         with get_client(sync_client=True) as client:
             client.upsert_global_concurrency_limit_by_name(name, limit=1)
         log.info(f"output root {output_root}: taking concurrency slot {name}")
-        with concurrency(name, occupy=1, lease_duration=60, strict=True):
+        # a Prefect API blip must not kill a days-long run: renewal failures are logged, not raised
+        with concurrency(name, occupy=1, lease_duration=60, strict=True, raise_on_lease_renewal_failure=False):
             yield f"prefect:{name}"
         return
     folder = Path(os.environ.get("KEEL_LOCK_DIR") or os.path.join(os.environ.get("KEEL_HOME", ".keel"), "locks")).resolve()

@@ -49,3 +49,31 @@ def test_second_run_on_the_same_root_waits_until_the_holder_dies(tmp_path, monke
         holder.kill()
         holder.wait()
     assert lock_name("s3://bucket/runs") != lock_name("s3://bucket/other")
+
+
+def test_with_a_prefect_server_the_root_is_a_global_concurrency_slot(prefect_harness):
+    from prefect.client.orchestration import get_client
+
+    root = "s3://bucket/prefect-root"
+    held, release, got = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with output_root_lock(root) as how:
+            assert how.startswith("prefect:")
+            held.set()
+            release.wait(60)
+
+    def second():
+        held.wait(60)
+        with output_root_lock(root):
+            got.set()
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (first, second)]
+    for t in threads:
+        t.start()
+    assert held.wait(60)
+    assert not got.wait(2.0), "a second run took a held output root"
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(lock_name(root)).limit == 1
+    release.set()
+    assert got.wait(60)
