@@ -287,6 +287,8 @@ def validate(recipe: Recipe) -> None:
             raise ValueError(f"[{name}] global_batch_size must be a multiple of micro_batch_size * data-parallel size ({dp})")
         if t.launcher not in ("local", "slurm", "kubernetes"):
             raise ValueError(f"[{name}] launcher must be local, slurm or kubernetes, not {t.launcher!r}")
+        if t.attention not in ("sdpa", "unfused"):
+            raise ValueError(f"[{name}] attention must be sdpa or unfused, not {t.attention!r}")
         if t.launcher == "kubernetes" and not t.image:
             raise ValueError(f"[{name}] launcher 'kubernetes' needs an image (the keel container)")
         if not 0 <= t.warmup_steps < t.steps:

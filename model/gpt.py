@@ -83,9 +83,13 @@ def _pp_size() -> int:
     return parallel_state.get_pipeline_model_parallel_world_size()
 
 
-def layer_spec(spec: ModelSpec):
-    """Transformer Engine spec on GPU when TE is installed, the local (pure torch) spec otherwise."""
+def layer_spec(spec: ModelSpec, attention: str = "sdpa"):
+    """Transformer Engine spec on GPU when TE is installed, else the local (pure torch) spec with the chosen core
+    attention: 'sdpa' (torch's fused scaled_dot_product_attention, model/attention.py) or 'unfused' (megatron-core's
+    DotProductAttention)."""
     from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+
+    from model.attention import use_backend
 
     if torch.cuda.is_available():
         try:
@@ -95,10 +99,11 @@ def layer_spec(spec: ModelSpec):
             return get_gpt_layer_with_transformer_engine_spec(num_experts=spec.num_experts or None)
         except ImportError:
             pass
-    return get_gpt_layer_local_spec(num_experts=spec.num_experts or None, normalization=spec.normalization)
+    local = get_gpt_layer_local_spec(num_experts=spec.num_experts or None, normalization=spec.normalization)
+    return use_backend(local, attention)
 
 
-def build_model(spec: ModelSpec, bf16: bool = False):
+def build_model(spec: ModelSpec, bf16: bool = False, attention: str = "sdpa"):
     """The GPTModel chunk for this pipeline stage."""
     from megatron.core import parallel_state
     from megatron.core.models.gpt.gpt_model import GPTModel
@@ -108,7 +113,7 @@ def build_model(spec: ModelSpec, bf16: bool = False):
         _moe_without_te()
     model = GPTModel(
         config=config,
-        transformer_layer_spec=layer_spec(spec),
+        transformer_layer_spec=layer_spec(spec, attention),
         vocab_size=spec.vocab_size,
         max_sequence_length=spec.seq_length,
         pre_process=parallel_state.is_pipeline_first_stage(),

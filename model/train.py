@@ -5,7 +5,8 @@ warm-up, gradient clipping, the pipeline schedule from `get_forward_backward_fun
 and dist_checkpointing with automatic resume. gloo + a CPU compatibility layer on CPU, NCCL on GPU.
 
 The JSON config (written by tasks/train.py) holds: spec (ModelSpec fields), train (TrainConfig fields), seed,
-data {prefixes, weights}, eod, tokenizer_vocab, out_dir, init_from, metrics_path, result_path.
+data {prefixes, weights}, eod, tokenizer_vocab, out_dir, init_from, metrics_path, result_path
+(skip_final_checkpoint: benchmarks only).
 Rank 0 appends one JSON line per step to metrics_path and writes result_path at the end.
 """
 from __future__ import annotations
@@ -32,7 +33,10 @@ def _batches(dataset, step: int, gbs: int, mbs: int, dp_rank: int, dp_size: int,
     start = step * gbs + dp_rank * per_rank
     for m in range(0, per_rank, mbs):
         items = [dataset[i] for i in range(start + m, start + m + mbs)]
-        yield {k: torch.stack([it[k] for it in items]).to(device) for k in ("tokens", "labels", "loss_mask", "position_ids")}
+        batch = {k: torch.stack([it[k] for it in items]) for k in ("tokens", "labels", "loss_mask", "position_ids")}
+        if device == "cuda":  # pinned + non-blocking: the copy does not wait for the GPU's queued work
+            batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+        yield batch
 
 
 def _forward_step(data_iterator, model):
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
     bf16 = bool(cfg.get("bf16")) and device == "cuda"
-    model = build_model(spec, bf16=bf16)
+    model = build_model(spec, bf16=bf16, attention=t.get("attention", "sdpa"))
     ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
     # Data-parallel grad all-reduce and the tied-embedding all-reduce between first and last pipeline stages.
     model.config.finalize_model_grads_func = finalize_model_grads
@@ -159,12 +163,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step + 1}/{steps} loss {loss:.4f} lr {rec['lr']:.2e} grad_norm {rec['grad_norm'] or 0:.3f} "
                   f"tokens/s {tps:,.0f} eta {eta:.0f}s", flush=True)
         done = step + 1
-        if (t["save_interval"] and done % t["save_interval"] == 0) or done == steps:
+        final = done == steps and not cfg.get("skip_final_checkpoint")  # benchmarks measure, keep nothing
+        if (t["save_interval"] and done % t["save_interval"] == 0) or final:
             checkpoint.save(out_dir, done, model, optimizer, scheduler, {"consumed_samples": done * gbs})
 
     mix = realized_mix(dataset, prefixes, steps * gbs)
     if rank0:
-        result = {"final_loss": loss, "steps": steps, "checkpoint": str(checkpoint.step_dir(out_dir, steps)),
+        result = {"final_loss": loss, "steps": steps, "checkpoint": None if cfg.get("skip_final_checkpoint") else str(checkpoint.step_dir(out_dir, steps)),
                   "samples_per_prefix": mix, "tokens_per_sample": spec.seq_length + 1,
                   "num_params": spec.num_params(), "resumed_from": resumed, "world_size": world}
         Path(cfg["result_path"]).write_text(json.dumps(result, indent=1))

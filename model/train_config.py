@@ -62,6 +62,9 @@ class TrainConfig:
     """Gradient-norm clipping threshold."""
     save_interval: int = 0
     """Checkpoint every N steps (0: only at the end)."""
+    attention: str = "sdpa"
+    """Core attention without Transformer Engine: 'sdpa' (torch's fused scaled_dot_product_attention: flash /
+    memory-efficient kernels) or 'unfused' (megatron-core's DotProductAttention). TE's spec wins when installed."""
     mix: dict[str, float] = field(default_factory=lambda: {"general": 1.0})
     """Blend weights by domain (e.g. {cybersecurity = 0.5, general = 0.5})."""
     timeout_s: int = 3600

@@ -26,6 +26,7 @@ def test_overrides_are_typed_and_applied():
     ("pretrain", "section.key=value"),
     ("pretrain.global_batch_size=7", "multiple of micro_batch_size"),
     ("pretrain.mix={general=-1.0}", "non-negative"),
+    ("pretrain.attention=flash9", "sdpa or unfused"),
 ])
 def test_bad_overrides_raise_clear_errors(override, message):
     with pytest.raises(ValueError, match=message):

@@ -117,3 +117,13 @@ def test_architecture_options_train(tmp_path, shards, over):
     _run(cfg, 1)
     losses = _losses(cfg)
     assert len(losses) == 3 and all(np.isfinite(list(losses.values())))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the benchmark measures (tests/test_gpu.py)")
+def test_mfu_benchmark_skips_cleanly_without_a_gpu():
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "train_mfu.py"), "--preset", "1.3b"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["skipped"] is True and out["preset"] == "1.3b" and out["mfu"] is None
