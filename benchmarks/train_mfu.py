@@ -4,7 +4,7 @@ local-spec attention, through the real entry point.
     python benchmarks/train_mfu.py --preset 1.3b [--steps 30] [--micro-batch 4] [--seq 2048]   # one GPU, bf16
     python benchmarks/train_mfu.py --cpu [--steps 8]                                          # CPU, fp32
 
-Builds a synthetic indexed dataset (random token ids, a 50,304-token vocabulary), then trains twice through
+Builds a synthetic indexed dataset (random token ids, a 50,257-token vocabulary unless --vocab), then trains twice through
 `torchrun -m model.train` (the entry point the pipeline uses), with identical data, seed and config except the
 core attention: keel's `sdpa` (torch's fused scaled_dot_product_attention) and the peer, megatron-core's
 `DotProductAttention` as used by its local layer spec (`unfused`). Reports tokens/s, model TFLOP/s per GPU and MFU
@@ -36,14 +36,14 @@ VOCAB = 50_257
 CPU_MODEL = {"num_layers": 4, "hidden_size": 256, "num_attention_heads": 8}
 
 
-def synthetic_shard(path: Path, documents: int, doc_tokens: int) -> str:
+def synthetic_shard(path: Path, documents: int, doc_tokens: int, vocab: int) -> str:
     import torch
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     rng = np.random.default_rng(0)
     b = IndexedDatasetBuilder(str(path) + ".bin", dtype=np.uint16)
     for _ in range(documents):
-        b.add_document(torch.from_numpy(rng.integers(1, 50_000, doc_tokens).astype(np.int64)), [doc_tokens])
+        b.add_document(torch.from_numpy(rng.integers(1, vocab - 1, doc_tokens).astype(np.int64)), [doc_tokens])
     b.finalize(str(path) + ".idx")
     return str(path)
 
@@ -51,7 +51,7 @@ def synthetic_shard(path: Path, documents: int, doc_tokens: int) -> str:
 def train(tmp: Path, name: str, spec, prefix: str, args, attention: str, bf16: bool) -> dict:
     """One torchrun training run; returns its per-step metric rows (or an error)."""
     out = tmp / name
-    cfg = {"spec": dataclasses.asdict(spec), "seed": 1, "eod": 0, "tokenizer_vocab": VOCAB, "init_from": "",
+    cfg = {"spec": dataclasses.asdict(spec), "seed": 1, "eod": 0, "tokenizer_vocab": args.vocab, "init_from": "",
            "bf16": bf16,
            "train": {"nproc": 1, "tensor_parallel": 1, "pipeline_parallel": 1, "steps": args.steps,
                      "micro_batch_size": args.micro_batch, "global_batch_size": args.global_batch, "lr": 3e-4,
@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=2048)
     ap.add_argument("--cpu", action="store_true", help="CPU-sized model in fp32 (no MFU)")
     ap.add_argument("--no-peer", action="store_true", help="skip the megatron-core DotProductAttention run")
+    ap.add_argument("--vocab", type=int, default=VOCAB, help="tokenizer vocabulary (token ids stay below it)")
     args = ap.parse_args()
     import torch
 
@@ -106,16 +107,17 @@ def main() -> None:
     if args.cpu:
         args.preset, args.seq, args.micro_batch, args.global_batch = "cpu-4x256", 1024, 4, 8
         args.steps = min(args.steps, 8)
-        spec = resolve_spec({"preset": "tiny", "seq_length": args.seq, **CPU_MODEL}, VOCAB)
+        spec = resolve_spec({"preset": "tiny", "seq_length": args.seq, **CPU_MODEL}, args.vocab)
     else:
-        spec = resolve_spec({"preset": args.preset, "seq_length": args.seq}, VOCAB)
+        spec = resolve_spec({"preset": args.preset, "seq_length": args.seq}, args.vocab)
     try:
         import transformer_engine  # noqa: F401
         te = on_gpu
     except ImportError:
         te = False
     tmp = Path(tempfile.mkdtemp(prefix="keel-mfu-"))
-    prefix = synthetic_shard(tmp / "synthetic", max(64, args.steps * args.global_batch // 4), 4 * args.seq + 1)
+    prefix = synthetic_shard(tmp / "synthetic", max(64, args.steps * args.global_batch // 4), 4 * args.seq + 1,
+                             args.vocab)
     warmup = 2 if args.cpu else 5
     runs = {"keel": train(tmp, "keel", spec, prefix, args, "sdpa", bf16=on_gpu)}
     if not args.no_peer:
@@ -124,7 +126,7 @@ def main() -> None:
     for name, f in figures.items():
         print(f"{name:5s} " + ", ".join(f"{k} {v:,.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in f.items()))
     keel = figures["keel"]
-    out = {"preset": args.preset, "params": spec.num_params(), "seq_length": args.seq,
+    out = {"preset": args.preset, "params": spec.num_params(), "seq_length": args.seq, "vocab": spec.vocab_size,
            "device": torch.cuda.get_device_name() if on_gpu else "cpu", "precision": "bf16" if on_gpu else "fp32",
            "attention": "transformer_engine" if te else "sdpa",
            "tokens_per_s": keel.get("tokens_per_s"), "tflops_per_gpu": keel.get("tflops_per_gpu"),
