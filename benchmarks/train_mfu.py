@@ -56,7 +56,8 @@ def train(tmp: Path, name: str, spec, prefix: str, args, attention: str, bf16: b
            "train": {"nproc": 1, "tensor_parallel": 1, "pipeline_parallel": 1, "steps": args.steps,
                      "micro_batch_size": args.micro_batch, "global_batch_size": args.global_batch, "lr": 3e-4,
                      "min_lr": 3e-5, "warmup_steps": 2, "weight_decay": 0.1, "clip_grad": 1.0,
-                     "save_interval": 10 ** 9, "mix": {}, "attention": attention},
+                     "save_interval": 10 ** 9, "mix": {}, "attention": attention,
+                     "recompute": args.recompute},
            "data": {"prefixes": [prefix], "weights": [1.0]}, "out_dir": str(out),
            "metrics_path": f"{out}.metrics.jsonl", "result_path": f"{out}.result.json", "skip_final_checkpoint": True}
     (tmp / f"{name}.json").write_text(json.dumps(cfg))
@@ -93,6 +94,7 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=2048)
     ap.add_argument("--cpu", action="store_true", help="CPU-sized model in fp32 (no MFU)")
     ap.add_argument("--no-peer", action="store_true", help="skip the megatron-core DotProductAttention run")
+    ap.add_argument("--recompute", default="none", choices=("none", "selective", "full"))
     ap.add_argument("--vocab", type=int, default=VOCAB, help="tokenizer vocabulary (token ids stay below it)")
     args = ap.parse_args()
     import torch
@@ -127,6 +129,7 @@ def main() -> None:
         print(f"{name:5s} " + ", ".join(f"{k} {v:,.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in f.items()))
     keel = figures["keel"]
     out = {"preset": args.preset, "params": spec.num_params(), "seq_length": args.seq, "vocab": spec.vocab_size,
+           "micro_batch": args.micro_batch, "global_batch": args.global_batch, "recompute": args.recompute,
            "device": torch.cuda.get_device_name() if on_gpu else "cpu", "precision": "bf16" if on_gpu else "fp32",
            "attention": "transformer_engine" if te else "sdpa",
            "tokens_per_s": keel.get("tokens_per_s"), "tflops_per_gpu": keel.get("tflops_per_gpu"),

@@ -289,6 +289,8 @@ def validate(recipe: Recipe) -> None:
             raise ValueError(f"[{name}] launcher must be local, slurm or kubernetes, not {t.launcher!r}")
         if t.attention not in ("sdpa", "unfused"):
             raise ValueError(f"[{name}] attention must be sdpa or unfused, not {t.attention!r}")
+        if t.recompute not in ("none", "selective", "full"):
+            raise ValueError(f"[{name}] recompute must be none, selective or full, not {t.recompute!r}")
         if t.launcher == "kubernetes" and not t.image:
             raise ValueError(f"[{name}] launcher 'kubernetes' needs an image (the keel container)")
         if not 0 <= t.warmup_steps < t.steps:

@@ -40,11 +40,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def transformer_config(spec: ModelSpec, bf16: bool = False):
+RECOMPUTE = {
+    "none": {},
+    # recompute each layer's core attention in the backward pass (megatron-core's selective recompute)
+    "selective": {"recompute_granularity": "selective"},
+    # keep only each layer's input; recompute the whole layer in the backward pass
+    "full": {"recompute_granularity": "full", "recompute_method": "uniform", "recompute_num_layers": 1},
+}
+
+
+def transformer_config(spec: ModelSpec, bf16: bool = False, recompute: str = "none"):
     from megatron.core.transformer.transformer_config import TransformerConfig
 
     pp = _pp_size()
     return TransformerConfig(
+        **RECOMPUTE[recompute],
         num_layers=spec.num_layers,
         hidden_size=spec.hidden_size,
         ffn_hidden_size=spec.ffn,
@@ -103,12 +113,12 @@ def layer_spec(spec: ModelSpec, attention: str = "sdpa"):
     return use_backend(local, attention)
 
 
-def build_model(spec: ModelSpec, bf16: bool = False, attention: str = "sdpa"):
+def build_model(spec: ModelSpec, bf16: bool = False, attention: str = "sdpa", recompute: str = "none"):
     """The GPTModel chunk for this pipeline stage."""
     from megatron.core import parallel_state
     from megatron.core.models.gpt.gpt_model import GPTModel
 
-    config = transformer_config(spec, bf16)
+    config = transformer_config(spec, bf16, recompute)
     if spec.num_experts:
         _moe_without_te()
     model = GPTModel(

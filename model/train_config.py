@@ -65,6 +65,9 @@ class TrainConfig:
     attention: str = "sdpa"
     """Core attention without Transformer Engine: 'sdpa' (torch's fused scaled_dot_product_attention: flash /
     memory-efficient kernels) or 'unfused' (megatron-core's DotProductAttention). TE's spec wins when installed."""
+    recompute: str = "none"
+    """Activation recomputation: 'none', 'selective' (core attention) or 'full' (whole layers, keeps only each
+    layer's input): trades compute for activation memory on large models or long sequences."""
     mix: dict[str, float] = field(default_factory=lambda: {"general": 1.0})
     """Blend weights by domain (e.g. {cybersecurity = 0.5, general = 0.5})."""
     timeout_s: int = 3600

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from model.config import load_recipe, stable_hash
@@ -27,6 +29,7 @@ def test_overrides_are_typed_and_applied():
     ("pretrain.global_batch_size=7", "multiple of micro_batch_size"),
     ("pretrain.mix={general=-1.0}", "non-negative"),
     ("pretrain.attention=flash9", "sdpa or unfused"),
+    ("specialize.recompute=some", "none, selective or full"),
 ])
 def test_bad_overrides_raise_clear_errors(override, message):
     with pytest.raises(ValueError, match=message):
@@ -41,3 +44,12 @@ def test_missing_recipe_names_the_fix(tmp_path):
 def test_stable_hash_ignores_key_order_but_not_values():
     assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
     assert stable_hash({"a": 1}) != stable_hash({"a": 2})
+
+
+RECIPES = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "infra" / "recipes").glob("*.toml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_shipped_recipe_loads_and_validates(recipe):
+    r = load_recipe(f"infra/recipes/{recipe}")
+    assert r.sources.ids and r.pretrain.steps > r.pretrain.warmup_steps
