@@ -37,6 +37,7 @@ def checks(output_root: str = ".keel/runs", tracking_uri: str = "") -> list[dict
         gpu = torch.cuda.is_available()
         add("accelerator", True, f"torch {torch.__version__}, " + (f"{torch.cuda.device_count()} CUDA GPU(s)" if gpu
                                                                    else "no GPU: training runs on CPU/gloo"))
+        add("attention kernels", True, _attention_kernels(torch))
     except ImportError:
         add("accelerator", False, "torch missing", "run `make venv`")
     if "://" in output_root and not output_root.startswith("file://"):
@@ -72,3 +73,19 @@ def checks(output_root: str = ".keel/runs", tracking_uri: str = "") -> list[dict
         add(f"stack {svc}", st["healthy"], f"{st['url'] or 'workers'} pid {st['pid']}",
             f"`keel down && keel up` (log: {st['log']})")
     return out
+
+
+def _attention_kernels(torch) -> str:
+    """Which core attention training will use (model/gpt.py: TE spec when installed, else torch SDPA)."""
+    try:
+        te = md.version("transformer-engine")
+    except md.PackageNotFoundError:
+        te = None
+    if te and torch.cuda.is_available():
+        return f"Transformer Engine {te} (its layer spec replaces the local one)"
+    if not torch.cuda.is_available():
+        return "torch scaled_dot_product_attention on CPU"
+    major, minor = torch.cuda.get_device_capability()
+    flash = torch.backends.cuda.flash_sdp_enabled() and major >= 8
+    return (f"torch scaled_dot_product_attention, sm_{major}{minor}: FlashAttention "
+            f"{'available' if flash else 'unavailable (memory-efficient kernel)'}; no Transformer Engine")
