@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.keel-installed
 
-.PHONY: demo test venv corpus clean bench browser
+.PHONY: demo test venv corpus clean bench bench-gpu browser
 
 $(STAMP): pyproject.toml infra/constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# CPU torch first, in its own call, unless a CUDA torch is already present
+	# torch first, in its own call (the index's build: CPU here, CUDA from PyPI), unless one is already present
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c infra/constraints.txt -e '.[dev]'
 	# datatrove only for its packaged FineWeb/UT1 domain blocklist: no dependencies (its fasttext wheel
@@ -47,3 +47,9 @@ clean:
 bench: venv .venv-bench/.ok
 	.venv-bench/bin/python benchmarks/curation_vs_datatrove.py
 	$(BIN)/python benchmarks/tokenize_vs_megatron.py
+	$(BIN)/python benchmarks/train_mfu.py --cpu
+
+# One CUDA GPU: MFU of the 350m and 1.3b presets in bf16, each against megatron-core's DotProductAttention.
+bench-gpu: venv
+	$(BIN)/python benchmarks/train_mfu.py --preset 350m
+	$(BIN)/python benchmarks/train_mfu.py --preset 1.3b
