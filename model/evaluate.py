@@ -37,13 +37,13 @@ def _windows(prefixes: list[str], seq: int, limit: int) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def _score(model, windows: list[np.ndarray], tokenizer, seq: int, batch: int = 8) -> dict:
+def _score(model, windows: list[np.ndarray], tokenizer, seq: int, device: str = "cpu", batch: int = 8) -> dict:
     nll, count, nbytes = 0.0, 0, 0
     for i in range(0, len(windows), batch):
         w = torch.from_numpy(np.stack(windows[i:i + batch]))
         tokens, labels = w[:, :-1], w[:, 1:]
         pos = torch.arange(seq).unsqueeze(0).expand_as(tokens)
-        losses = model(tokens, pos, None, labels=labels)
+        losses = model(tokens.to(device), pos.to(device), None, labels=labels.to(device))
         nll += float(losses.double().sum())
         count += labels.numel()
         nbytes += sum(len(tokenizer.decode(x.tolist(), skip_special_tokens=False).encode()) for x in labels)
@@ -61,22 +61,23 @@ def main(argv: list[str] | None = None) -> None:
     from tokenizers import Tokenizer
 
     spec = ModelSpec(**cfg["spec"])
-    init_distributed(1, 1, cfg.get("seed", 0))
-    model = build_model(spec)
+    device = init_distributed(1, 1, cfg.get("seed", 0))
+    model = build_model(spec)  # fp32 for scoring, also when the checkpoint was trained in bf16
     checkpoint.load(cfg["checkpoint"], model)
     model.eval()
     tokenizer = Tokenizer.from_file(cfg["tokenizer"])
     result = {"groups": {}}
     for name, prefixes in cfg["groups"].items():
         result["groups"][name] = _score(model, _windows(prefixes, spec.seq_length, cfg["max_sequences"]),
-                                        tokenizer, spec.seq_length)
+                                        tokenizer, spec.seq_length, device)
 
     from model.hf_export import export
 
-    hf = export(model.state_dict(), spec, cfg["eod"], cfg["hf_dir"])
+    hf = export(model.state_dict(), spec, cfg["eod"], cfg["hf_dir"])  # a CPU model, whatever the device here
     probe = torch.randint(0, tokenizer.get_vocab_size(), (2, spec.seq_length))
     with torch.no_grad():
-        ours = model(probe, torch.arange(spec.seq_length).unsqueeze(0).expand_as(probe), None)
+        pos = torch.arange(spec.seq_length).unsqueeze(0).expand_as(probe)
+        ours = model(probe.to(device), pos.to(device), None).float().cpu()
         theirs = hf(probe).logits
     result["export"] = {"hf_dir": cfg["hf_dir"], "max_abs_logit_diff": float((ours - theirs).abs().max())}
     gens = []

@@ -133,6 +133,12 @@ def build_model(spec: ModelSpec, bf16: bool = False, attention: str = "sdpa", re
     )
     if torch.cuda.is_available():
         model.cuda(torch.cuda.current_device())
+    if bf16:
+        # As Megatron-LM does: every parameter and buffer in bf16 (the local spec's torch norms are created in
+        # fp32 and would otherwise meet bf16 activations), fp32 outputs from the last stage.
+        from megatron.core.transformer.module import Float16Module
+
+        model = Float16Module(config, model)
     return model
 
 

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
-    bf16 = bool(cfg.get("bf16")) and device == "cuda"
+    bf16 = bool(cfg.get("bf16")) and (device == "cuda" or bool(cfg.get("bf16_on_cpu")))  # on CPU: tests only
     model = build_model(spec, bf16=bf16, attention=t.get("attention", "sdpa"), recompute=t.get("recompute", "none"))
     ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
     # Data-parallel grad all-reduce and the tied-embedding all-reduce between first and last pipeline stages.

@@ -119,6 +119,31 @@ def test_architecture_options_train(tmp_path, shards, over):
     assert len(losses) == 3 and all(np.isfinite(list(losses.values())))
 
 
+def test_bf16_trains_checkpoints_resumes_exactly_and_loads_into_fp32_evaluation(tmp_path, shards):
+    """The GPU precision path (Float16Module, fp32 main weights in the optimizer), exercised on CPU."""
+    runs = {}
+    for name in ("full", "resumed"):
+        cfg = _config(tmp_path, name, shards, steps=4, save_interval=2)
+        data = json.loads(cfg.read_text())
+        data.update(bf16=True, bf16_on_cpu=True)
+        cfg.write_text(json.dumps(data))
+        runs[name] = cfg
+    _run(runs["full"], 1)
+    (tmp_path / "resumed").mkdir()
+    _copy_checkpoint(tmp_path / "full" / "iter_0000002", tmp_path / "resumed" / "iter_0000002")
+    (tmp_path / "resumed" / "latest").write_text("2")
+    _run(runs["resumed"], 1)
+    full, resumed = _losses(runs["full"]), _losses(runs["resumed"])
+    assert sorted(resumed) == [3, 4] and all(resumed[s] == full[s] for s in resumed), (full, resumed)
+    probe = Path(__file__).with_name("bf16_probe.py")
+    proc = subprocess.run([sys.executable, str(probe), str(runs["full"]), str(tmp_path / "full" / "iter_0000004")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert loaded["trained_dtype"] == "torch.bfloat16" and loaded["eval_dtype"] == "torch.float32"
+    assert loaded["equal_to_bf16_weights"] and loaded["changed_from_init"]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the benchmark measures (tests/test_gpu.py)")
 def test_mfu_benchmark_skips_cleanly_without_a_gpu():
     root = Path(__file__).resolve().parent.parent
