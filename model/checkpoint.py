@@ -4,6 +4,9 @@ RNG state (Python, NumPy, torch CPU and CUDA, megatron's model-parallel RNG trac
 per rank as a ShardedObject indexed by (pipeline, tensor, data) rank, as Megatron-LM does; it is restored when
 the layout is unchanged and re-seeded from (seed, step) when a checkpoint is loaded into a different layout.
 
+megatron-core's DistributedOptimizer (ZeRO-1) is supported with the repairs its torch-Adam fallback needs
+(Adam `step` saved and restored per parameter, state primed before loading, loads under no_grad).
+
 Layout: <dir>/iter_0000042/ (torch_dist format, reshardable across TP/PP) and <dir>/latest (the step,
 written last, atomically). A checkpoint without `latest` pointing at it is never read.
 """
@@ -63,6 +66,11 @@ def _restore_rng(state: dict) -> None:
     tensor_parallel.get_cuda_rng_tracker().set_states(state["tracker"])
 
 
+# Distributed-optimizer state is saved in megatron-core's dp_reshardable format: fully parallel, reloadable under
+# another data-parallel size. (Its fully_reshardable format does not load without Apex/TE in megatron-core 0.16.1.)
+OPTIMIZER_METADATA = {"distrib_optim_sharding_type": "dp_reshardable"}
+
+
 def save(root: str | Path, step: int, model, optimizer, scheduler, extra: dict) -> Path:
     from megatron.core import dist_checkpointing
 
@@ -71,9 +79,10 @@ def save(root: str | Path, step: int, model, optimizer, scheduler, extra: dict) 
         target.mkdir(parents=True, exist_ok=True)
     torch.distributed.barrier()
     model_sd = model.sharded_state_dict()
-    state = {"model": model_sd, "optimizer": optimizer.sharded_state_dict(model_sd),
+    state = {"model": model_sd, "optimizer": optimizer.sharded_state_dict(model_sd, metadata=OPTIMIZER_METADATA),
              "scheduler": scheduler.state_dict(), "step": step, "extra": extra, "layout": _layout(),
-             "rng_state": _rng_object()}
+             "rng_state": _rng_object(), "adam_step": _adam_step(optimizer),
+             "optimizer_format": "distributed" if _distributed_adams(optimizer) else "plain"}
     dist_checkpointing.save(state, str(target))
     torch.distributed.barrier()
     if torch.distributed.get_rank() == 0:
@@ -84,6 +93,57 @@ def save(root: str | Path, step: int, model, optimizer, scheduler, extra: dict) 
     return target
 
 
+def _prime_distributed_optimizer(optimizer) -> None:
+    """Without Apex/TE, megatron-core's DistributedOptimizer reads each parameter's Adam `step` to build the state
+    dict it loads into, and a fresh optimizer has none. Give it zero state (replaced by the load)."""
+    for adam in _distributed_adams(optimizer):
+        for group in adam.param_groups:
+            for p in group["params"]:
+                if not adam.state[p]:
+                    adam.state[p] = {"step": torch.zeros((), dtype=torch.float32),
+                                     "exp_avg": torch.zeros_like(p.data), "exp_avg_sq": torch.zeros_like(p.data)}
+
+
+def _distributed_adams(optimizer) -> list:
+    """The torch Adam instances inside megatron-core DistributedOptimizers (none for the plain optimizer)."""
+    from megatron.core.optimizer.distrib_optimizer import DistributedOptimizer
+
+    return [opt.optimizer for opt in getattr(optimizer, "chained_optimizers", [optimizer])
+            if isinstance(opt, DistributedOptimizer)]
+
+
+def _adam_step(optimizer) -> float | None:
+    steps = {float(st["step"]) for adam in _distributed_adams(optimizer) for st in adam.state.values() if "step" in st}
+    return max(steps) if steps else None
+
+
+def _restore_adam_steps(optimizer, step: float | None) -> None:
+    """Without Apex/TE, megatron-core's DistributedOptimizer does not bring each parameter's Adam `step` back
+    (it comes back as the loading template's, and as one tensor shared by every parameter, which torch's Adam
+    would advance once per parameter). Set each parameter's own step from the value saved with the checkpoint."""
+    if step is None:
+        return
+    for adam in _distributed_adams(optimizer):
+        for st in adam.state.values():
+            st["step"] = torch.tensor(step, dtype=torch.float32)
+
+
+def _check_optimizer_format(path, common: dict, optimizer) -> None:
+    """Distributed-optimizer state (megatron-core's dp_reshardable format) reloads under another data-parallel
+    size, not under another TP/PP layout nor into the plain optimizer (and the reverse): say so with the fix."""
+    want = "distributed" if _distributed_adams(optimizer) else "plain"
+    have = common.get("optimizer_format", "plain")
+    if have != want:
+        raise ValueError(f"checkpoint {path} holds {have}-optimizer state but this run uses the {want} optimizer: "
+                         f"set distributed_optimizer = {str(have == 'distributed').lower()} to resume it")
+    saved = common.get("layout")
+    if want == "distributed" and saved and saved[:2] != _layout()[:2]:
+        raise ValueError(f"checkpoint {path} holds distributed-optimizer state for pipeline_parallel={saved[0]} "
+                         f"tensor_parallel={saved[1]}; it resumes under another data-parallel size but not another "
+                         f"TP/PP layout: resume with those degrees (checkpoints saved with distributed_optimizer = false "
+                         f"reshard freely)")
+
+
 def load(path: str | Path, model, optimizer=None, scheduler=None, rng: bool = False) -> dict:
     """Load model (and optimizer/scheduler when given) from one checkpoint directory; returns common state.
     With `rng`, restores every RNG of this rank if the checkpoint has the same (PP, TP, DP) layout;
@@ -92,9 +152,11 @@ def load(path: str | Path, model, optimizer=None, scheduler=None, rng: bool = Fa
 
     model_sd = model.sharded_state_dict()
     request = {"model": model_sd}
-    if optimizer is not None:
-        request["optimizer"] = optimizer.sharded_state_dict(model_sd, is_loading=True)
     common = dist_checkpointing.load_common_state_dict(str(path))
+    if optimizer is not None:
+        _check_optimizer_format(path, common, optimizer)
+        _prime_distributed_optimizer(optimizer)
+        request["optimizer"] = optimizer.sharded_state_dict(model_sd, is_loading=True, metadata=OPTIMIZER_METADATA)
     with_rng = rng and common.get("layout") == _layout()
     if with_rng:
         request["rng_state"] = _rng_object()
@@ -103,7 +165,9 @@ def load(path: str | Path, model, optimizer=None, scheduler=None, rng: bool = Fa
         _restore_rng(state["rng_state"])
     model.load_state_dict(state["model"])
     if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        with torch.no_grad():  # fp32 distributed-optimizer main params are views of the model's parameters
+            optimizer.load_state_dict(state["optimizer"])
+        _restore_adam_steps(optimizer, state.get("adam_step", common.get("adam_step")))
     if scheduler is not None and "scheduler" in state:
         scheduler.load_state_dict(state["scheduler"])
     return {"step": state.get("step", common.get("step")), "extra": state.get("extra", common.get("extra")),

@@ -96,12 +96,15 @@ def main(argv: list[str] | None = None) -> None:
 
     bf16 = bool(cfg.get("bf16")) and (device == "cuda" or bool(cfg.get("bf16_on_cpu")))  # on CPU: tests only
     model = build_model(spec, bf16=bf16, attention=t.get("attention", "sdpa"), recompute=t.get("recompute", "none"))
-    ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
+    dist_opt = bool(t.get("distributed_optimizer"))
+    ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(
+        grad_reduce_in_fp32=True, use_distributed_optimizer=dist_opt), model)
     # Data-parallel grad all-reduce and the tied-embedding all-reduce between first and last pipeline stages.
     model.config.finalize_model_grads_func = finalize_model_grads
     optimizer = get_megatron_optimizer(
         OptimizerConfig(optimizer="adam", lr=t["lr"], min_lr=t["min_lr"], weight_decay=t["weight_decay"],
                         adam_beta1=0.9, adam_beta2=0.95, clip_grad=t["clip_grad"], bf16=bf16,
+                        use_distributed_optimizer=dist_opt,
                         params_dtype=torch.bfloat16 if bf16 else torch.float32),
         [ddp])
     steps = t["steps"]

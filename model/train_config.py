@@ -65,6 +65,9 @@ class TrainConfig:
     attention: str = "sdpa"
     """Core attention without Transformer Engine: 'sdpa' (torch's fused scaled_dot_product_attention: flash /
     memory-efficient kernels) or 'unfused' (megatron-core's DotProductAttention). TE's spec wins when installed."""
+    distributed_optimizer: bool = False
+    """Shard fp32 main weights and Adam moments across data-parallel ranks (megatron-core's distributed optimizer,
+    ZeRO-1). Its checkpoints resume under another data-parallel size but not another TP/PP layout."""
     recompute: str = "none"
     """Activation recomputation: 'none', 'selective' (core attention) or 'full' (whole layers, keeps only each
     layer's input): trades compute for activation memory on large models or long sequences."""

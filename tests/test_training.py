@@ -144,6 +144,48 @@ def test_bf16_trains_checkpoints_resumes_exactly_and_loads_into_fp32_evaluation(
     assert loaded["equal_to_bf16_weights"] and loaded["changed_from_init"]
 
 
+def _with_train(cfg: Path, **train) -> Path:
+    data = json.loads(cfg.read_text())
+    data["train"].update(train)
+    cfg.write_text(json.dumps(data))
+    return cfg
+
+
+def _resume_from(src: Path, dst: Path, step: int) -> None:
+    dst.mkdir()
+    name = f"iter_{step:07d}"
+    _copy_checkpoint(src / name, dst / name)
+    (dst / "latest").write_text(str(step))
+
+
+def test_distributed_optimizer_matches_plain_and_resumes_exactly_across_dp_sizes(tmp_path, shards):
+    plain = _config(tmp_path, "plain", shards, steps=4)
+    _run(plain, 1)
+    dist = _with_train(_config(tmp_path, "dist", shards, steps=4, save_interval=2), nproc=2, distributed_optimizer=True)
+    _run(dist, 2)
+    ref, got = _losses(plain), _losses(dist)
+    assert all(abs(ref[s] - got[s]) < 1e-5 for s in ref), (ref, got)  # DP=2 ZeRO-1 == DP=1 plain Adam
+    resumed = _with_train(_config(tmp_path, "resumed", shards, steps=4, save_interval=2), nproc=2,
+                          distributed_optimizer=True)
+    _resume_from(tmp_path / "dist", tmp_path / "resumed", 2)
+    _run(resumed, 2)
+    again = _losses(resumed)
+    assert sorted(again) == [3, 4] and all(again[s] == got[s] for s in again), (got, again)
+    dp1 = _with_train(_config(tmp_path, "dp1", shards, steps=4), distributed_optimizer=True)
+    _resume_from(tmp_path / "dist", tmp_path / "dp1", 2)
+    _run(dp1, 1)  # another data-parallel size: optimizer state resharded
+    assert all(abs(_losses(dp1)[s] - got[s]) < 1e-5 for s in (3, 4))
+    for name, train in (("tp2", {"nproc": 2, "tensor_parallel": 2, "distributed_optimizer": True}),
+                        ("to_plain", {"nproc": 2})):
+        cfg = _with_train(_config(tmp_path, name, shards, steps=4), **train)
+        _resume_from(tmp_path / "dist", tmp_path / name, 2)
+        proc = subprocess.run(_cmd(cfg, 2), capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        assert proc.returncode != 0
+        expected = "not another TP/PP layout" if name == "tp2" else "set distributed_optimizer = true"
+        assert expected in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the benchmark measures (tests/test_gpu.py)")
 def test_mfu_benchmark_skips_cleanly_without_a_gpu():
     root = Path(__file__).resolve().parent.parent
