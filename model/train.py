@@ -97,8 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     bf16 = bool(cfg.get("bf16")) and (device == "cuda" or bool(cfg.get("bf16_on_cpu")))  # on CPU: tests only
     model = build_model(spec, bf16=bf16, attention=t.get("attention", "sdpa"), recompute=t.get("recompute", "none"))
     dist_opt = bool(t.get("distributed_optimizer"))
+    overlap = bool(t.get("overlap_grad_reduce"))
     ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(
-        grad_reduce_in_fp32=True, use_distributed_optimizer=dist_opt), model)
+        grad_reduce_in_fp32=True, use_distributed_optimizer=dist_opt, overlap_grad_reduce=overlap), model)
+    if overlap:  # no reduction during the first micro-batches; on the last, each bucket's runs during backward
+        model.config.no_sync_func = ddp.no_sync
+        model.config.grad_sync_func = ddp.start_grad_sync
     # Data-parallel grad all-reduce and the tied-embedding all-reduce between first and last pipeline stages.
     model.config.finalize_model_grads_func = finalize_model_grads
     optimizer = get_megatron_optimizer(

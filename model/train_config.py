@@ -68,6 +68,9 @@ class TrainConfig:
     distributed_optimizer: bool = False
     """Shard fp32 main weights and Adam moments across data-parallel ranks (megatron-core's distributed optimizer,
     ZeRO-1). Its checkpoints resume under another data-parallel size but not another TP/PP layout."""
+    overlap_grad_reduce: bool = False
+    """Overlap the data-parallel gradient all-reduce (reduce-scatter with the distributed optimizer) with the
+    backward pass of the last micro-batch, bucket by bucket."""
     recompute: str = "none"
     """Activation recomputation: 'none', 'selective' (core attention) or 'full' (whole layers, keeps only each
     layer's input): trades compute for activation memory on large models or long sequences."""

@@ -186,6 +186,17 @@ def test_distributed_optimizer_matches_plain_and_resumes_exactly_across_dp_sizes
         assert expected in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-2000:]
 
 
+def test_overlapped_grad_reduce_gives_the_same_losses(tmp_path, shards):
+    """PP=2 x DP=2: gradient all-reduce overlapped with backward (held back until the last micro-batch)."""
+    runs = {}
+    for overlap in (False, True):
+        cfg = _with_train(_config(tmp_path, f"overlap_{overlap}", shards, pp=2, steps=3), nproc=4,
+                          overlap_grad_reduce=overlap, distributed_optimizer=overlap)
+        _run(cfg, 4)
+        runs[overlap] = _losses(cfg)
+    assert len(runs[True]) == 3 and all(abs(runs[True][s] - runs[False][s]) < 1e-5 for s in runs[False]), runs
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the benchmark measures (tests/test_gpu.py)")
 def test_mfu_benchmark_skips_cleanly_without_a_gpu():
     root = Path(__file__).resolve().parent.parent
