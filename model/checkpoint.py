@@ -96,6 +96,8 @@ def save(root: str | Path, step: int, model, optimizer, scheduler, extra: dict) 
 def _prime_distributed_optimizer(optimizer) -> None:
     """Without Apex/TE, megatron-core's DistributedOptimizer reads each parameter's Adam `step` to build the state
     dict it loads into, and a fresh optimizer has none. Give it zero state (replaced by the load)."""
+    if not _torch_adam_fallback():
+        return
     for adam in _distributed_adams(optimizer):
         for group in adam.param_groups:
             for p in group["params"]:
@@ -112,6 +114,13 @@ def _distributed_adams(optimizer) -> list:
             if isinstance(opt, DistributedOptimizer)]
 
 
+def _torch_adam_fallback() -> bool:
+    """megatron-core runs torch's Adam (the path the repairs below are for) when neither Apex nor TE is present."""
+    from megatron.core.optimizer import distrib_optimizer
+
+    return not distrib_optimizer.HAVE_APEX_OR_TE
+
+
 def _adam_step(optimizer) -> float | None:
     steps = {float(st["step"]) for adam in _distributed_adams(optimizer) for st in adam.state.values() if "step" in st}
     return max(steps) if steps else None
@@ -121,7 +130,7 @@ def _restore_adam_steps(optimizer, step: float | None) -> None:
     """Without Apex/TE, megatron-core's DistributedOptimizer does not bring each parameter's Adam `step` back
     (it comes back as the loading template's, and as one tensor shared by every parameter, which torch's Adam
     would advance once per parameter). Set each parameter's own step from the value saved with the checkpoint."""
-    if step is None:
+    if step is None or not _torch_adam_fallback():
         return
     for adam in _distributed_adams(optimizer):
         for st in adam.state.values():

@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
 
     mix = realized_mix(dataset, prefixes, steps * gbs)
     if rank0:
-        result = {"final_loss": loss, "steps": steps, "checkpoint": None if cfg.get("skip_final_checkpoint") else str(checkpoint.step_dir(out_dir, steps)),
+        last = None if cfg.get("skip_final_checkpoint") else str(checkpoint.step_dir(out_dir, steps))
+        result = {"final_loss": loss, "steps": steps, "checkpoint": last,
                   "samples_per_prefix": mix, "tokens_per_sample": spec.seq_length + 1,
                   "num_params": spec.num_params(), "resumed_from": resumed, "world_size": world}
         Path(cfg["result_path"]).write_text(json.dumps(result, indent=1))
