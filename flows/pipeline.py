@@ -90,13 +90,16 @@ def training_markdown(ctx: RunContext) -> str:
             continue
         tps = [x["tokens_per_s"] for x in m[1:] or m if x.get("tokens_per_s")]
         mfu = [x["mfu"] for x in m if x.get("mfu") is not None]
+        gpu = max((x.get("max_memory_gib") or 0 for x in m), default=0)
+        host = max((x.get("max_rss_gib") or 0 for x in m), default=0)
+        memory = f"{gpu:.1f} GiB GPU" if gpu else (f"{host:.2f} GiB host" if host else "n/a")
         rows.append(f"| {kind} | {len(m)} | {m[0]['loss']:.4f} | {m[-1]['loss']:.4f} | "
                     f"{(sum(tps) / len(tps)) if tps else 0:,.0f} | {(f'{100 * max(mfu):.1f}%') if mfu else 'n/a'} | "
-                    f"{ctx.status.get(kind, '')} |")
+                    f"{memory} | {ctx.status.get(kind, '')} |")
     if not rows:
         return ""
-    head = ("| stage | steps | first loss | last loss | tokens/s (mean) | MFU (max) | status |\n"
-            "|---|---:|---:|---:|---:|---:|---|\n")
+    head = ("| stage | steps | first loss | last loss | tokens/s (mean) | MFU (max) | peak memory (rank 0) | status |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---|\n")
     return "## Training\n\n" + head + "\n".join(rows) + "\n\n" + tracking_links(ctx)
 
 

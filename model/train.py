@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import time
 from functools import partial
 from pathlib import Path
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
                    "tflops_per_gpu": tps * spec.flops_per_token() / world / 1e12}
             if peak:
                 rec["mfu"] = rec["tflops_per_gpu"] * 1e12 / peak
+            rec["max_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # host memory (KiB)
             if device == "cuda":
                 rec["max_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             metrics.write(json.dumps(rec) + "\n")

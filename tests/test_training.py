@@ -117,6 +117,8 @@ def test_architecture_options_train(tmp_path, shards, over):
     _run(cfg, 1)
     losses = _losses(cfg)
     assert len(losses) == 3 and all(np.isfinite(list(losses.values())))
+    rows = [json.loads(x) for x in Path(json.loads(cfg.read_text())["metrics_path"]).read_text().splitlines()]
+    assert all(0.05 < r["max_rss_gib"] < 64 and r["grad_norm"] > 0 and r["lr"] > 0 for r in rows), rows
 
 
 def test_bf16_trains_checkpoints_resumes_exactly_and_loads_into_fp32_evaluation(tmp_path, shards):
