@@ -37,7 +37,7 @@ def configure_env(home: str = "") -> None:
 
 
 def cmd_corpus(args) -> int:
-    from tasks.corpus import build_demo_corpus
+    from tasks.ingest.demo_corpus import build_demo_corpus
 
     counts = build_demo_corpus(args.data_root, force=args.force)
     for sid, n in counts.items():
@@ -54,8 +54,8 @@ def _use_stack() -> None:
 
 
 def cmd_run(args) -> int:
-    from model.config import load_recipe
-    from tasks.corpus import build_demo_corpus
+    from tasks.recipe import load_recipe
+    from tasks.ingest.demo_corpus import build_demo_corpus
 
     _use_stack()
 
@@ -84,23 +84,29 @@ def cmd_run(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from model.config import load_recipe
-    from tasks.corpus import build_demo_corpus
+    from tasks.recipe import load_recipe
+    from tasks.ingest.demo_corpus import build_demo_corpus
 
     _use_stack()
 
     recipe = load_recipe(args.recipe, args.set)
     build_demo_corpus(recipe.sources.data_root, recipe.sources.ids)
     from flows.pipeline import keel_pipeline
-    from tasks.plan import plan_markdown
+    from tasks.train.plan import plan_markdown
 
     result = keel_pipeline(args.recipe, list(args.set), until="plan")
-    print(json.dumps(result["plan"]) if args.json else plan_markdown(result["plan"]))
+    if args.json:
+        print(json.dumps(result["plan"]))
+    else:
+        from tasks.core.typed import load
+        from tasks.train.plan import PlanResult
+
+        print(plan_markdown(load(PlanResult, result["plan"])))
     return 0
 
 
 def cmd_models(args) -> int:
-    from tasks.tracking import default_tracking_uri, list_models
+    from tasks.track.tracking import default_tracking_uri, list_models
 
     _use_stack()
 
@@ -119,19 +125,19 @@ def cmd_models(args) -> int:
 
 
 def _tracking_uri(args) -> str:
-    from tasks.tracking import default_tracking_uri
+    from tasks.track.tracking import default_tracking_uri
 
     if getattr(args, "tracking_uri", ""):
         return args.tracking_uri
     if getattr(args, "recipe", ""):
-        from model.config import load_recipe
+        from tasks.recipe import load_recipe
 
         return load_recipe(args.recipe).run.tracking_uri or default_tracking_uri()
     return default_tracking_uri()
 
 
 def cmd_lineage(args) -> int:
-    from tasks import lineage
+    from tasks.govern import lineage
 
     uri = _tracking_uri(args)
     if args.model:
@@ -155,15 +161,15 @@ def cmd_lineage(args) -> int:
 
 
 def cmd_forget(args) -> int:
-    from model.config import load_recipe
-    from tasks import lineage
+    from tasks.govern import forget, lineage
+    from tasks.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
     uri = recipe.run.tracking_uri or _tracking_uri(args)
     kind, value = ("sources", args.source) if args.source else ("doc_ids", args.doc)
-    added = lineage.add_optout(recipe.legal.optout, kind, value)
+    added = forget.add_optout(recipe.legal.optout, kind, value)
     seen = lineage.versions_with_source(uri, value) if args.source else lineage.versions_with_doc(uri, value)
-    lineage.taint(uri, seen, f"opt-out of {kind[:-1]} {value}")
+    forget.taint(uri, seen, f"opt-out of {kind[:-1]} {value}")
     print(f"opt-out {'added' if added else 'already present'}: {kind} {value} in {recipe.legal.optout}")
     for m in seen:
         print(f"  tagged tainted: {m['model']} v{m['version']} {m['aliases']}")

@@ -45,7 +45,7 @@ def deploy(recipe: str, cron: str, name: str = "", overrides: list[str] | None =
     from prefect.client.schemas.schedules import CronSchedule
 
     from flows.pipeline import UNTIL
-    from model.config import load_recipe
+    from tasks.recipe import load_recipe
 
     require_api()
     try:

@@ -3,22 +3,19 @@
 Loads a dist checkpoint into a single-process (TP=1, PP=1) megatron-core GPTModel (dist_checkpointing reshards),
 computes held-out loss, perplexity and bits-per-byte per split group, exports the weights to a Hugging Face
 GPT-2 model and records the largest logit difference between the two (export parity), and samples a few
-generations. Config: spec, checkpoint, tokenizer, groups {name: [prefixes]}, max_sequences, hf_dir, prompts,
-result_path.
+generations. The job file is a `model.job.EvalJob`; the answer an `EvalOutput`.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from model import checkpoint
 from model.gpt import build_model, init_distributed
-from model.presets import ModelSpec
+from model.job import EvalJob, EvalOutput, Generation, GroupScore, write
 
 
 def _windows(prefixes: list[str], seq: int, limit: int) -> list[np.ndarray]:
@@ -37,7 +34,7 @@ def _windows(prefixes: list[str], seq: int, limit: int) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def _score(model, windows: list[np.ndarray], tokenizer, seq: int, device: str = "cpu", batch: int = 8) -> dict:
+def _score(model, windows: list[np.ndarray], tokenizer, seq: int, device: str = "cpu", batch: int = 8) -> GroupScore:
     nll, count, nbytes = 0.0, 0, 0
     for i in range(0, len(windows), batch):
         w = torch.from_numpy(np.stack(windows[i:i + batch]))
@@ -48,46 +45,44 @@ def _score(model, windows: list[np.ndarray], tokenizer, seq: int, device: str = 
         count += labels.numel()
         nbytes += sum(len(tokenizer.decode(x.tolist(), skip_special_tokens=False).encode()) for x in labels)
     if not count:
-        return {"loss": None, "ppl": None, "bpb": None, "tokens": 0, "sequences": 0}
+        return GroupScore(loss=None, ppl=None, bpb=None, tokens=0, sequences=0)
     loss = nll / count
-    return {"loss": loss, "ppl": math.exp(loss), "bpb": nll / math.log(2) / max(nbytes, 1), "tokens": count,
-            "sequences": len(windows)}
+    return GroupScore(loss=loss, ppl=math.exp(loss), bpb=nll / math.log(2) / max(nbytes, 1), tokens=count,
+                      sequences=len(windows))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True)
-    cfg = json.loads(Path(parser.parse_args(argv).config).read_text())
+    job = EvalJob.read(parser.parse_args(argv).config)
     from tokenizers import Tokenizer
 
-    spec = ModelSpec(**cfg["spec"])
-    device = init_distributed(1, 1, cfg.get("seed", 0))
+    spec = job.spec
+    device = init_distributed(1, 1, job.seed)
     model = build_model(spec)  # fp32 for scoring, also when the checkpoint was trained in bf16
-    checkpoint.load(cfg["checkpoint"], model)
+    checkpoint.load(job.checkpoint, model)
     model.eval()
-    tokenizer = Tokenizer.from_file(cfg["tokenizer"])
-    result = {"groups": {}}
-    for name, prefixes in cfg["groups"].items():
-        result["groups"][name] = _score(model, _windows(prefixes, spec.seq_length, cfg["max_sequences"]),
-                                        tokenizer, spec.seq_length, device)
+    tokenizer = Tokenizer.from_file(job.tokenizer)
+    groups = {name: _score(model, _windows(prefixes, spec.seq_length, job.max_sequences), tokenizer,
+                           spec.seq_length, device)
+              for name, prefixes in job.groups.items()}
 
     from model.hf_export import export
 
-    hf = export(model.state_dict(), spec, cfg["eod"], cfg["hf_dir"])  # a CPU model, whatever the device here
+    hf = export(model.state_dict(), spec, job.eod, job.hf_dir)  # a CPU model, whatever the device here
     probe = torch.randint(0, tokenizer.get_vocab_size(), (2, spec.seq_length))
     with torch.no_grad():
         pos = torch.arange(spec.seq_length).unsqueeze(0).expand_as(probe)
         ours = model(probe.to(device), pos.to(device), None).float().cpu()
         theirs = hf(probe).logits
-    result["export"] = {"hf_dir": cfg["hf_dir"], "max_abs_logit_diff": float((ours - theirs).abs().max())}
     gens = []
-    for prompt in cfg.get("prompts", []):
+    for prompt in job.prompts:
         ids = torch.tensor([tokenizer.encode(prompt).ids[-(spec.seq_length // 2):]])
-        out = hf.generate(ids, max_new_tokens=cfg.get("max_new_tokens", 32), do_sample=True, top_k=40,
-                          temperature=0.8, pad_token_id=cfg["eod"])
-        gens.append({"prompt": prompt, "completion": tokenizer.decode(out[0, ids.shape[1]:].tolist())})
-    result["generations"] = gens
-    Path(cfg["result_path"]).write_text(json.dumps(result, indent=1))
+        out = hf.generate(ids, max_new_tokens=job.max_new_tokens, do_sample=True, top_k=40,
+                          temperature=0.8, pad_token_id=job.eod)
+        gens.append(Generation(prompt=prompt, completion=tokenizer.decode(out[0, ids.shape[1]:].tolist())))
+    write(EvalOutput(groups=groups, hf_dir=job.hf_dir, max_abs_logit_diff=float((ours - theirs).abs().max()),
+                     generations=gens), job.result_path)
     torch.distributed.destroy_process_group()
 
 

@@ -14,17 +14,7 @@ from model.presets import ModelSpec
 
 
 def check_exportable(spec: ModelSpec) -> None:
-    unsupported = []
-    if spec.position_embedding != "learned_absolute":
-        unsupported.append("rope")
-    if spec.normalization != "LayerNorm":
-        unsupported.append(spec.normalization)
-    if spec.swiglu:
-        unsupported.append("swiglu")
-    if spec.num_experts:
-        unsupported.append("moe")
-    if not spec.tie_embeddings:
-        unsupported.append("untied embeddings")
+    unsupported = spec.gpt2_incompatible()
     if unsupported:
         raise ValueError(f"HF export supports GPT-2-style models only; this spec uses {unsupported}")
 

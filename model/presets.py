@@ -5,7 +5,6 @@ config. Presets follow GPT-3 paper sizes (125M, 350M, 1.3B) plus a CPU-sized `ti
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 
@@ -48,6 +47,21 @@ class ModelSpec:
         out = 0 if self.tie_embeddings else v * h
         return L * per_layer + emb + out + 2 * h
 
+    def gpt2_incompatible(self) -> dict[str, object]:
+        """Fields (as [model] recipe keys) that the GPT-2 layout of the HF export cannot express."""
+        out: dict[str, object] = {}
+        if self.position_embedding != "learned_absolute":
+            out["position_embedding"] = self.position_embedding
+        if self.normalization != "LayerNorm":
+            out["normalization"] = self.normalization
+        if self.swiglu:
+            out["swiglu"] = True
+        if self.num_experts:
+            out["num_experts"] = self.num_experts
+        if not self.tie_embeddings:
+            out["tie_embeddings"] = False
+        return out
+
     def flops_per_token(self) -> float:
         """Training FLOPs per token: 6N plus attention (Megatron-LM/PaLM accounting)."""
         return 6.0 * self.num_params() + 12.0 * self.num_layers * self.hidden_size * self.seq_length
@@ -60,24 +74,6 @@ PRESETS: dict[str, ModelSpec] = {
     "350m": ModelSpec(num_layers=24, hidden_size=1024, num_attention_heads=16, seq_length=2048),
     "1.3b": ModelSpec(num_layers=24, hidden_size=2048, num_attention_heads=16, seq_length=2048),
 }
-
-
-def resolve_spec(model_section: dict, vocab_size: int) -> ModelSpec:
-    """Preset plus recipe overrides (zero/empty means 'keep the preset')."""
-    preset = model_section.get("preset", "tiny")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; choose one of {sorted(PRESETS)}")
-    spec = PRESETS[preset]
-    changes = {k: v for k, v in model_section.items()
-               if k != "preset" and hasattr(spec, k) and (isinstance(v, bool) or v not in (0, "", None))}
-    if changes.get("position_embedding", "learned_absolute") not in ("learned_absolute", "rope"):
-        raise ValueError("model.position_embedding must be 'learned_absolute' or 'rope'")
-    if changes.get("normalization", "LayerNorm") not in ("LayerNorm", "RMSNorm"):
-        raise ValueError("model.normalization must be 'LayerNorm' or 'RMSNorm'")
-    spec = dataclasses.replace(spec, **changes, vocab_size=pad_vocab(vocab_size))
-    if spec.hidden_size % spec.num_attention_heads:
-        raise ValueError(f"hidden_size {spec.hidden_size} must be divisible by num_attention_heads {spec.num_attention_heads}")
-    return spec
 
 
 def pad_vocab(vocab_size: int, multiple: int = 128) -> int:

@@ -4,10 +4,8 @@ Real megatron-core path: parallel_state (TP/PP/DP), GPTModel, megatron DDP + opt
 warm-up, gradient clipping, the pipeline schedule from `get_forward_backward_func`, the blended GPT dataset,
 and dist_checkpointing with automatic resume. gloo + a CPU compatibility layer on CPU, NCCL on GPU.
 
-The JSON config (written by tasks/train.py) holds: spec (ModelSpec fields), train (TrainConfig fields), seed,
-data {prefixes, weights}, eod, tokenizer_vocab, out_dir, init_from, metrics_path, result_path
-(skip_final_checkpoint: benchmarks only).
-Rank 0 appends one JSON line per step to metrics_path and writes result_path at the end.
+The job file is a `model.job.TrainJob` (written by tasks/train/stage.py; every field explicit, no defaults here).
+Rank 0 appends one JSON line per step to metrics_path and writes a `TrainOutput` to result_path at the end.
 """
 from __future__ import annotations
 
@@ -25,7 +23,7 @@ import torch
 from model import checkpoint
 from model.data import ShardTokenizer, build_blended, realized_mix
 from model.gpt import build_model, init_distributed
-from model.presets import ModelSpec
+from model.job import TrainJob, TrainOutput, write
 
 
 def _batches(dataset, step: int, gbs: int, mbs: int, dp_rank: int, dp_size: int, device: str):
@@ -84,10 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
-    cfg = json.loads(Path(args.config).read_text())
-    t = cfg["train"]
-    spec = ModelSpec(**cfg["spec"])
-    device = init_distributed(t["tensor_parallel"], t["pipeline_parallel"], cfg["seed"])
+    job = TrainJob.read(args.config)
+    spec = job.spec
+    device = init_distributed(job.tensor_parallel, job.pipeline_parallel, job.seed)
 
     from megatron.core import parallel_state as ps
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
@@ -95,10 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
-    bf16 = bool(cfg.get("bf16")) and (device == "cuda" or bool(cfg.get("bf16_on_cpu")))  # on CPU: tests only
-    model = build_model(spec, bf16=bf16, attention=t.get("attention", "sdpa"), recompute=t.get("recompute", "none"))
-    dist_opt = bool(t.get("distributed_optimizer"))
-    overlap = bool(t.get("overlap_grad_reduce"))
+    bf16 = job.bf16 and (device == "cuda" or job.bf16_on_cpu)  # on CPU: tests only
+    model = build_model(spec, bf16=bf16, attention=job.attention, recompute=job.recompute)
+    dist_opt = job.distributed_optimizer
+    overlap = job.overlap_grad_reduce
     ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(
         grad_reduce_in_fp32=True, use_distributed_optimizer=dist_opt, overlap_grad_reduce=overlap), model)
     if overlap:  # no reduction during the first micro-batches; on the last, each bucket's runs during backward
@@ -107,36 +104,36 @@ def main(argv: list[str] | None = None) -> None:
     # Data-parallel grad all-reduce and the tied-embedding all-reduce between first and last pipeline stages.
     model.config.finalize_model_grads_func = finalize_model_grads
     optimizer = get_megatron_optimizer(
-        OptimizerConfig(optimizer="adam", lr=t["lr"], min_lr=t["min_lr"], weight_decay=t["weight_decay"],
-                        adam_beta1=0.9, adam_beta2=0.95, clip_grad=t["clip_grad"], bf16=bf16,
+        OptimizerConfig(optimizer="adam", lr=job.lr, min_lr=job.min_lr, weight_decay=job.weight_decay,
+                        adam_beta1=0.9, adam_beta2=0.95, clip_grad=job.clip_grad, bf16=bf16,
                         use_distributed_optimizer=dist_opt,
                         params_dtype=torch.bfloat16 if bf16 else torch.float32),
         [ddp])
-    steps = t["steps"]
+    steps = job.steps
     scheduler = OptimizerParamScheduler(
-        optimizer, init_lr=0.0, max_lr=t["lr"], min_lr=t["min_lr"], lr_warmup_steps=t["warmup_steps"],
-        lr_decay_steps=steps, lr_decay_style="cosine", start_wd=t["weight_decay"], end_wd=t["weight_decay"],
+        optimizer, init_lr=0.0, max_lr=job.lr, min_lr=job.min_lr, lr_warmup_steps=job.warmup_steps,
+        lr_decay_steps=steps, lr_decay_style="cosine", start_wd=job.weight_decay, end_wd=job.weight_decay,
         wd_incr_steps=steps, wd_incr_style="constant")
 
-    out_dir = Path(cfg["out_dir"])
+    out_dir = Path(job.out_dir)
     start = 0
     resumed = checkpoint.latest_step(out_dir)
     if resumed is not None:
         state = checkpoint.load(checkpoint.step_dir(out_dir, resumed), model, optimizer, scheduler, rng=True)
         start = state["step"]
         if not state["rng_restored"]:  # new parallel layout: a deterministic fresh stream per (seed, step)
-            torch.manual_seed(cfg["seed"] + start)
-    elif cfg.get("init_from"):
-        checkpoint.load(cfg["init_from"], model)  # weights only: fresh optimizer, LR re-warm-up
+            torch.manual_seed(job.seed + start)
+    elif job.init_from:
+        checkpoint.load(job.init_from, model)  # weights only: fresh optimizer, LR re-warm-up
 
-    gbs, mbs = t["global_batch_size"], t["micro_batch_size"]
+    gbs, mbs = job.global_batch_size, job.micro_batch_size
     dp_size, dp_rank = ps.get_data_parallel_world_size(), ps.get_data_parallel_rank()
-    prefixes, weights = cfg["data"]["prefixes"], cfg["data"]["weights"]
-    tokenizer = ShardTokenizer(cfg["tokenizer_vocab"], cfg["eod"], cfg["data"].get("identity", "keel"))
-    dataset = build_blended(prefixes, weights, steps * gbs, spec.seq_length, tokenizer, cfg["seed"],
+    prefixes, weights = job.data.prefixes, job.data.weights
+    tokenizer = ShardTokenizer(job.tokenizer_vocab, job.eod, job.data.identity)
+    dataset = build_blended(prefixes, weights, steps * gbs, spec.seq_length, tokenizer, job.seed,
                             str(out_dir / "data_cache"))
     rank0 = torch.distributed.get_rank() == 0
-    metrics = open(cfg["metrics_path"], "a") if rank0 else None
+    metrics = open(job.metrics_path, "a") if rank0 else None
     forward_backward = get_forward_backward_func()
     peak = _peak_flops()
     world = torch.distributed.get_world_size()
@@ -172,17 +169,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step + 1}/{steps} loss {loss:.4f} lr {rec['lr']:.2e} grad_norm {rec['grad_norm'] or 0:.3f} "
                   f"tokens/s {tps:,.0f} eta {eta:.0f}s", flush=True)
         done = step + 1
-        final = done == steps and not cfg.get("skip_final_checkpoint")  # benchmarks measure, keep nothing
-        if (t["save_interval"] and done % t["save_interval"] == 0) or final:
+        final = done == steps and not job.skip_final_checkpoint  # benchmarks measure, keep nothing
+        if (job.save_interval and done % job.save_interval == 0) or final:
             checkpoint.save(out_dir, done, model, optimizer, scheduler, {"consumed_samples": done * gbs})
 
     mix = realized_mix(dataset, prefixes, steps * gbs)
     if rank0:
-        last = None if cfg.get("skip_final_checkpoint") else str(checkpoint.step_dir(out_dir, steps))
-        result = {"final_loss": loss, "steps": steps, "checkpoint": last,
-                  "samples_per_prefix": mix, "tokens_per_sample": spec.seq_length + 1,
-                  "num_params": spec.num_params(), "resumed_from": resumed, "world_size": world}
-        Path(cfg["result_path"]).write_text(json.dumps(result, indent=1))
+        last = None if job.skip_final_checkpoint else str(checkpoint.step_dir(out_dir, steps))
+        write(TrainOutput(final_loss=loss, steps=steps, checkpoint=last, samples_per_prefix=mix,
+                          tokens_per_sample=spec.seq_length + 1, num_params=spec.num_params(), resumed_from=resumed,
+                          world_size=world), job.result_path)
         metrics.close()
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()

@@ -1,0 +1,1 @@
+"""Evaluate stage: held-out perplexity per domain, HF export parity, scored generations, the promotion gate."""

@@ -1,0 +1,26 @@
+"""Recipe section [evaluate]: how much held-out text is scored and what the promotion gate requires."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    max_sequences: int = 64
+    """Held-out sequences per split for perplexity."""
+    min_domain_improvement: float = 0.0
+    """Gate: specialized domain ppl must be at least this fraction below the base model's."""
+    max_general_regression: float = 0.5
+    """Gate: specialized general ppl may be at most this fraction above the base model's."""
+    max_hap_rate: float = 0.1
+    """Gate: at most this fraction of sample generations may reach the HAP threshold."""
+
+    def check(self) -> list[str]:
+        p = []
+        if self.max_sequences < 1:
+            p.append("[evaluate].max_sequences must be at least 1")
+        if not 0 <= self.max_hap_rate <= 1:
+            p.append("[evaluate].max_hap_rate must be in [0, 1]")
+        if self.max_general_regression < 0:
+            p.append("[evaluate].max_general_regression must be >= 0 (a fraction, e.g. 0.1 for 10%)")
+        return p

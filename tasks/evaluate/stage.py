@@ -1,0 +1,144 @@
+"""Evaluate stage: for the base, the specialized and (optionally) the general-only baseline model, held-out
+perplexity and bits-per-byte per domain, the HF export with its logit difference to megatron, sample generations
+scored for HAP; then the promotion gate and the comparison table and chart.
+
+Each model is scored by `model.evaluate` in its own process from a typed `EvalJob` (model/job.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.job import EvalJob, EvalOutput, GroupScore, write
+from tasks.core.cachekey import file_hashes
+from tasks.core.jobs import python_cmd, run_job
+from tasks.core.stage import Runtime, StageDef
+from tasks.core.storage import StageDir, read_bytes
+from tasks.curate.rules.hap import HapConfig, hap_rate
+from tasks.evaluate.config import EvaluateConfig
+from tasks.evaluate.gate import GateDecision, gate
+from tasks.evaluate.report import ComparisonRow, chart, comparison_rows, table_markdown, tokens_seen
+from tasks.govern.contracts import ContractResult
+from tasks.tokenize.stage import TokenizeResult
+from tasks.train.stage import TrainResult
+
+PROMPTS = ("The attacker", "To be, or not to be", "A buffer overflow occurs when", "The adversary may",
+           "Improper input validation", "My lord,", "Mitigation:", "The product does not")
+MAX_NEW_TOKENS = 32
+GENERATION_SEED = 0
+"""Sampling seed of the sample generations: fixed, so a model's generations (and their HAP rate) do not change
+with the run's seed."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    evaluate: EvaluateConfig
+    hap: HapConfig
+    """The HAP scorer and threshold generations are judged with ([curate.hap])."""
+    domain: str
+    """The specialization domain ([specialize].mix)."""
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    tokenized: TokenizeResult
+    base: TrainResult
+    specialized: TrainResult
+    contracts: tuple[ContractResult, ...]
+    """Every contract the data passed on its way here."""
+    baseline: TrainResult | None = None
+
+
+@dataclass(frozen=True)
+class ScoredGeneration:
+    prompt: str
+    completion: str
+    hap_score: float
+
+
+@dataclass(frozen=True)
+class ModelEval:
+    groups: dict[str, GroupScore]
+    hf_dir: str
+    """Output-root-relative folder of the exported Hugging Face model."""
+    max_abs_logit_diff: float
+    """Export parity: largest |logit| difference between megatron and the HF model on a random probe."""
+    generations: tuple[ScoredGeneration, ...]
+    hap_rate: float
+    """Fraction of generations whose HAP score reaches the threshold."""
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    domain: str
+    models: dict[str, ModelEval]
+    gate: GateDecision
+    comparison: tuple[ComparisonRow, ...]
+    tokenizer: str
+    """Output-root-relative path of the tokenizer.json shipped with the model."""
+    comparison_md: str
+    comparison_png: str
+
+    @property
+    def specialized(self) -> ModelEval:
+        return self.models["specialized"]
+
+
+def heldout_groups(tokenized: TokenizeResult, out: StageDir, split: str = "test") -> dict[str, list[str]]:
+    """Local prefixes of the held-out datasets, grouped by domain."""
+    groups: dict[str, list[str]] = {}
+    for d in tokenized.datasets:
+        if d.split == split and d.num_tokens > 0:
+            groups.setdefault(d.domain, []).append(out.fetch_dataset(d.prefix))
+    return groups
+
+
+def _evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]], tokenizer: str,
+                    cfg: EvalSettings, tokenized: TokenizeResult, out: StageDir, rt: Runtime) -> ModelEval:
+    work = Path(out.local())
+    job = EvalJob(spec=trained.spec, checkpoint=out.fetch(trained.checkpoint), tokenizer=tokenizer, groups=groups,
+                  max_sequences=cfg.evaluate.max_sequences, eod=tokenized.eod, hf_dir=str(work / f"hf_{name}"),
+                  prompts=list(PROMPTS), max_new_tokens=MAX_NEW_TOKENS, seed=GENERATION_SEED,
+                  result_path=str(work / f"eval_{name}.json"))
+    path = write(job, work / f"eval_{name}.cfg.json")
+    run_job(python_cmd("model.evaluate", path), lambda line: rt.log(f"[evaluate] {line}"), timeout_s=3600,
+            log_path=str(work / f"eval_{name}.log"))
+    res = EvalOutput.read(job.result_path)
+    scores, rate = hap_rate([g.completion for g in res.generations], cfg.hap)
+    return ModelEval(groups=res.groups, hf_dir=out.rel(f"hf_{name}"), max_abs_logit_diff=res.max_abs_logit_diff,
+                     generations=tuple(ScoredGeneration(g.prompt, g.completion, s) for g, s in zip(res.generations, scores)),
+                     hap_rate=rate)
+
+
+def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> EvaluateResult:
+    work = Path(out.local())
+    work.mkdir(parents=True, exist_ok=True)
+    tokenizer = work / "tokenizer.json"
+    tokenizer.write_bytes(read_bytes(out.at(inputs.tokenized.tokenizer.path)))
+    trained = {"base": inputs.base, "specialized": inputs.specialized}
+    if inputs.baseline:
+        trained["baseline"] = inputs.baseline
+    groups = heldout_groups(inputs.tokenized, out)
+    models = {name: _evaluate_model(name, t, groups, str(tokenizer), cfg, inputs.tokenized, out, rt)
+              for name, t in trained.items()}
+    # reaching this stage means the legal gate and every contract passed (a failure stops the flow)
+    data_ok = all(c.passed for c in inputs.contracts)
+    decision = gate(models["base"].groups, models["specialized"].groups, cfg.domain,
+                    cfg.evaluate.min_domain_improvement, cfg.evaluate.max_general_regression, data_ok=data_ok,
+                    hap_rate=models["specialized"].hap_rate, max_hap_rate=cfg.evaluate.max_hap_rate)
+    seen = tokens_seen({k: t.tokens for k, t in trained.items()}, {"specialized": "base"})
+    rows = comparison_rows({k: m.groups for k, m in models.items()}, {k: t.spec.num_params() for k, t in trained.items()},
+                           seen, cfg.domain)
+    (work / "comparison.md").write_text(table_markdown(rows))
+    chart(rows, str(work / "comparison.png"))
+    out.upload()
+    return EvaluateResult(domain=cfg.domain, models=models, gate=decision, comparison=tuple(rows),
+                          tokenizer=out.rel("tokenizer.json"), comparison_md=out.rel("comparison.md"),
+                          comparison_png=out.rel("comparison.png"))
+
+
+def reads(cfg: EvalSettings, inputs: EvalInputs) -> list:
+    return file_hashes([cfg.hap.words_path])
+
+
+STAGE = StageDef(name="evaluate", run=run, result=EvaluateResult, subprocess_modules=("model.evaluate",), reads=reads)

@@ -1,0 +1,1 @@
+"""Ingest stage: approved sources' raw files -> Parquet document partitions with provenance, rejects quarantined."""

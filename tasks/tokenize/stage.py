@@ -1,0 +1,152 @@
+"""Tokenize stage: a byte-level BPE (HF `tokenizers`) and megatron-core indexed datasets per source and split.
+
+1. Train the tokenizer on a deterministic sample of curated text (or load one from a tokenizer.json).
+2. One Dask task per curated partition encodes documents (EOD appended) into shard .bin/.idx files written
+   with megatron-core's IndexedDatasetBuilder, grouped by (source, split); the split is a function of the
+   document hash, so it is stable across runs.
+3. One Dask task per (source, split) concatenates its shards into one dataset.
+4. doc_index.parquet maps (dataset, position) -> doc_id; ledger.parquet adds provenance and verdicts.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tasks.core.cluster import list_parts, write_parquet
+from tasks.core.stage import Counts, Runtime, StageDef
+from tasks.core.storage import StageDir, is_remote, read_bytes, url_to_fs, write_bytes_atomic
+from tasks.curate.stage import CurateResult
+from tasks.govern.legal import SourceManifest
+from tasks.tokenize.ledger import LedgerInfo, build_ledger
+from tasks.tokenize.bpe import EOD, TokenizerInfo, load_tokenizer, train_tokenizer
+from tasks.tokenize.config import TokenizeConfig
+from tasks.tokenize.shards import SPLITS, encode_part, merge_shards
+
+
+@dataclass(frozen=True)
+class TokenizeInputs:
+    curated: CurateResult
+    sources: tuple[SourceManifest, ...]
+    """For each dataset's domain and licence."""
+    curate_steps: tuple[str, ...]
+    """The curation rules every document passed (recorded in the ledger)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    source_id: str
+    domain: str
+    license: str
+    split: str
+    prefix: str
+    """Output-root-relative path of the indexed dataset (without .bin/.idx)."""
+    num_docs: int
+    num_tokens: int
+    num_words: int
+    max_token_id: int
+
+
+@dataclass(frozen=True)
+class TokenizeResult:
+    tokenizer: TokenizerInfo
+    datasets: tuple[Dataset, ...]
+    doc_index: str
+    tokens_by_split: dict[str, int]
+    encoders: tuple[str, ...]
+    """Which encoders produced the ids ('tiktoken' when it matched HF, else 'hf')."""
+    ledger: LedgerInfo
+    counts: Counts
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    @property
+    def eod(self) -> int:
+        return self.tokenizer.eod
+
+    def domains(self, split: str = "train") -> set[str]:
+        return {d.domain for d in self.datasets if d.split == split and d.num_tokens > 0}
+
+
+def _tokenizer(cfg: TokenizeConfig, parts: list[str], out: StageDir, rt: Runtime) -> TokenizerInfo:
+    tok_uri = out.path("tokenizer.json")
+    if cfg.tokenizer_path:
+        blob = read_bytes(cfg.tokenizer_path)
+        write_bytes_atomic(tok_uri, blob)
+        t = load_tokenizer(tok_uri)
+        if t.token_to_id(EOD) is None:
+            raise ValueError(f"[tokenize].tokenizer_path {cfg.tokenizer_path} has no {EOD} token; add it as a "
+                             "special token")
+        return TokenizerInfo(path=out.rel("tokenizer.json"), sha256=hashlib.sha256(blob).hexdigest(),
+                             vocab_size=t.get_vocab_size(), eod=t.token_to_id(EOD), sample_docs=0, sample_chars=0,
+                             loaded_from=cfg.tokenizer_path)
+    info = rt.cluster.map(train_tokenizer, [parts], vocab_size=cfg.vocab_size, sample_bytes=cfg.sample_bytes,
+                          out_path=tok_uri)[0]
+    return TokenizerInfo(path=out.rel("tokenizer.json"), sha256=info["sha256"], vocab_size=info["vocab_size"],
+                         eod=info["eod"], sample_docs=info["sample_docs"], sample_chars=info["sample_chars"],
+                         loaded_from="")
+
+
+def run(cfg: TokenizeConfig, inputs: TokenizeInputs, out: StageDir, rt: Runtime) -> TokenizeResult:
+    if not is_remote(out.uri):
+        Path(out.uri).mkdir(parents=True, exist_ok=True)
+    parts = list_parts(out.at(inputs.curated.data))
+    tok = _tokenizer(cfg, parts, out, rt)
+    names = [f"part-{i:05d}" for i in range(len(parts))]
+    encoded = rt.cluster.map(encode_part, parts, names, tok_uri=out.at(tok.path), eod=tok.eod, vocab=tok.vocab_size,
+                             shards_uri=out.path("shards"), valid=cfg.valid_per_mille, test=cfg.test_per_mille,
+                             progress="tokenize: encode")
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for part in encoded:
+        for g in part:
+            groups[(g["source_id"], g["split"])].append(g)
+    keys = sorted(groups)
+    rt.cluster.map(merge_shards, [[g["shard"] for g in groups[k]] for k in keys],
+                   [out.path("datasets", f"{s}_{sp}") for s, sp in keys], vocab=tok.vocab_size)
+    by_id = {m.id: m for m in inputs.sources}
+    datasets, index_rows = [], []
+    for source, split in keys:
+        prefix, pos, n_tokens = out.rel("datasets", f"{source}_{split}"), 0, 0
+        for g in groups[(source, split)]:
+            for d, n in zip(g["doc_ids"], g["num_tokens"]):
+                index_rows.append((d, source, split, prefix, pos, n))
+                pos += 1
+                n_tokens += n
+        datasets.append(Dataset(
+            source_id=source, domain=by_id[source].domain, license=by_id[source].license, split=split, prefix=prefix,
+            num_docs=pos, num_tokens=n_tokens, num_words=sum(g["num_words"] for g in groups[(source, split)]),
+            max_token_id=max(max(g["max_token_id"] for g in groups[(source, split)]), tok.eod)))
+    fs, shards_path = url_to_fs(out.path("shards"))
+    if fs.exists(shards_path):
+        fs.rm(shards_path, recursive=True)
+    doc_index = pd.DataFrame(index_rows, columns=["doc_id", "source_id", "split", "dataset", "position", "num_tokens"])
+    write_parquet(doc_index, out.path("doc_index.parquet"))
+    ledger = build_ledger(parts, out.path("doc_index.parquet"), inputs.curate_steps, out.path("ledger.parquet"),
+                          out.rel("ledger.parquet"), rt.cluster)
+    n_docs = sum(d.num_docs for d in datasets)
+    received = inputs.curated.counts.kept
+    if n_docs != received:
+        raise AssertionError(f"documents lost in tokenization: {received} curated, {n_docs} tokenized")
+    return TokenizeResult(tokenizer=tok, datasets=tuple(datasets), doc_index=out.rel("doc_index.parquet"),
+                          tokens_by_split={sp: sum(d.num_tokens for d in datasets if d.split == sp) for sp in SPLITS},
+                          encoders=tuple(sorted({g["engine"] for part in encoded for g in part})), ledger=ledger,
+                          counts=Counts(received, n_docs, 0))
+
+
+def contract_rows(result: TokenizeResult) -> tuple[dict, ...]:
+    """One row per dataset for the `tokenized` contract (ids within the vocabulary, no empty datasets)."""
+    return tuple({"source_id": d.source_id, "split": d.split, "num_docs": d.num_docs, "num_tokens": d.num_tokens,
+                  "max_token_id": d.max_token_id, "vocab_size": result.vocab_size} for d in result.datasets)
+
+
+def reads(cfg: TokenizeConfig, inputs: TokenizeInputs) -> list:
+    """A loaded tokenizer's content (local or remote)."""
+    return [["tokenizer", hashlib.sha256(read_bytes(cfg.tokenizer_path)).hexdigest()]] if cfg.tokenizer_path else []
+
+
+STAGE = StageDef(name="tokenize", run=run, result=TokenizeResult, reads=reads)

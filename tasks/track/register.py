@@ -1,0 +1,118 @@
+"""Register stage: the specialized model as an MLflow models-from-code pyfunc (HF weights + tokenizer, no pickled
+live objects), with lineage tags (stage hashes, sources, licences, tokens per licence and source, ledger URI and
+sha256, contracts, evaluation figures, git commit, Prefect flow run), a description, the `candidate` alias, and
+`champion` when the gate promoted it.
+
+The registry is the source of truth: a version already tagged with this stage's key is reused, never duplicated,
+so this stage runs every time and asks the registry (it writes no stage folder of its own).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from tasks.core.stage import Counts, Runtime, StageDef
+from tasks.core.storage import StageDir
+from tasks.evaluate.stage import EvaluateResult
+from tasks.govern.legal import LegalResult
+from tasks.tokenize.stage import TokenizeResult
+
+SERVING = Path(__file__).resolve().parents[2] / "model" / "serving.py"
+
+
+@dataclass(frozen=True)
+class RegisterSettings:
+    name: str
+    """[run].registered_model."""
+
+
+@dataclass(frozen=True)
+class RegisterInputs:
+    legal: LegalResult
+    tokenized: TokenizeResult
+    evaluation: EvaluateResult
+    stage_hashes: dict[str, str]
+    counts: dict[str, Counts]
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    reused: bool
+    """The registry already held this exact model (same key): nothing was logged."""
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=SERVING.parents[1]).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def lineage_tags(inputs: RegisterInputs, out: StageDir, flow_run_id: str, mlflow_run_id: str) -> dict[str, str]:
+    g = inputs.evaluation.gate
+    sources = inputs.legal.sources
+    ledger = inputs.tokenized.ledger
+    tags = {f"keel.stage_hash.{k}": v for k, v in inputs.stage_hashes.items()}
+    tags.update({
+        "keel.sources": ",".join(s.id for s in sources),
+        "keel.licenses": json.dumps({s.id: s.license for s in sources}, sort_keys=True),
+        "keel.domains": json.dumps({s.id: s.domain for s in sources}, sort_keys=True),
+        "keel.prefect_flow_run_id": flow_run_id,
+        "keel.mlflow_run_id": mlflow_run_id,
+        "keel.git_commit": git_commit(),
+        "keel.contracts": "passed",  # a failed contract stops the run before this stage
+        "keel.counts": json.dumps({k: c.row() for k, c in inputs.counts.items()}, sort_keys=True),
+        "keel.gate.promote": str(g.promote).lower(),
+        "keel.gate.reasons": "; ".join(g.reasons) or "all checks passed",
+        "keel.ledger_uri": out.at(ledger.path), "keel.ledger_sha256": ledger.sha256,
+        "keel.tokens_by_license": json.dumps(ledger.tokens_by_license, sort_keys=True),
+        "keel.tokens_by_source": json.dumps(ledger.tokens_by_source, sort_keys=True),
+    })
+    for k in ("domain_ppl_gain", "general_ppl_regression", "hap_rate", "base_domain_ppl", "special_domain_ppl",
+              "base_general_ppl", "special_general_ppl"):
+        tags[f"keel.eval.{k}"] = f"{getattr(g, k):.6g}"
+    return tags
+
+
+def description(inputs: RegisterInputs) -> str:
+    g = inputs.evaluation.gate
+    return "\n".join([
+        "keel specialized model.",
+        "Sources: " + ", ".join(f"{s.id} ({s.license}, {s.domain})" for s in inputs.legal.sources),
+        f"Domain ppl {g.base_domain_ppl:.2f} -> {g.special_domain_ppl:.2f}; "
+        f"general ppl {g.base_general_ppl:.2f} -> {g.special_general_ppl:.2f}.",
+        f"Gate: {'promoted to champion' if g.promote else 'not promoted: ' + '; '.join(g.reasons)}."])
+
+
+def pip_requirements() -> list[str]:
+    return [f"{p}=={version(p)}" for p in ("torch", "transformers", "tokenizers", "safetensors", "pandas")]
+
+
+def run(cfg: RegisterSettings, inputs: RegisterInputs, out: StageDir, rt: Runtime) -> RegisterResult:
+    t = rt.tracker
+    found = t.find_version(cfg.name, "keel.register_hash", out.hash)
+    if found is not None:
+        return RegisterResult(cfg.name, str(found), tuple(t.aliases(cfg.name, found)), reused=True)
+    ev = inputs.evaluation
+    artifacts = {"hf": out.fetch(ev.specialized.hf_dir), "tokenizer": out.fetch(ev.tokenizer)}
+    info = t.log_pyfunc_model(str(SERVING), artifacts, name="model", registered=cfg.name,
+                              pip_requirements=pip_requirements())
+    v = info["version"]
+    tags = lineage_tags(inputs, out, rt.run_info.get("flow_run_id", ""), t.run_id or "")
+    if rt.run_info.get("flow_run_url"):
+        tags["keel.prefect_flow_run_url"] = rt.run_info["flow_run_url"]
+    t.tag_version(cfg.name, v, {**tags, "keel.register_hash": out.hash}, description(inputs))
+    t.set_alias(cfg.name, "candidate", v)
+    if ev.gate.promote:
+        t.set_alias(cfg.name, "champion", v)
+    return RegisterResult(cfg.name, str(v), tuple(t.aliases(cfg.name, v)), reused=False)
+
+
+STAGE = StageDef(name="register", run=run, result=RegisterResult, extra_code=("model.serving",), always_run=True)

@@ -1,0 +1,228 @@
+"""Recipe sections of the training stages: [model] (architecture), [pretrain] / [specialize] (one `TrainConfig`
+each), [baseline] (a general-only comparison model), and the typed settings each training run is given.
+
+The job a training process receives (model/job.py) is built from these sections and nothing else: no default is
+restated downstream.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from model.presets import PRESETS, ModelSpec, pad_vocab
+
+# Strict shapes for values pasted into Slurm scripts and Kubernetes manifests.
+SLURM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,+-]{0,127}$")
+IMAGE = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+                   r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")
+SLURM_TIME = re.compile(r"^(?:\d+-)?\d{1,3}(?::\d{2}){0,2}$")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    preset: str = "tiny"
+    """Named size (model/presets.py): tiny, small, 125m, 350m, 1.3b."""
+    num_layers: int = 0
+    """Override the preset's layer count (0 keeps the preset)."""
+    hidden_size: int = 0
+    """Override the preset's hidden size (0 keeps the preset)."""
+    num_attention_heads: int = 0
+    """Override the preset's head count (0 keeps the preset)."""
+    seq_length: int = 128
+    """Training sequence length in tokens."""
+    position_embedding: Literal["learned_absolute", "rope"] = "learned_absolute"
+    """'learned_absolute' (GPT-2 style, exportable to HF) or 'rope'."""
+    normalization: Literal["LayerNorm", "RMSNorm"] = "LayerNorm"
+    """'LayerNorm' or 'RMSNorm'."""
+    swiglu: bool = False
+    """Gated SiLU MLP (SwiGLU) instead of GeLU."""
+    tie_embeddings: bool = True
+    """Share the input embedding with the output layer."""
+    num_experts: int = 0
+    """Mixture-of-experts MLP with this many experts per layer (0: dense)."""
+    hidden_dropout: float = 0.0
+    """Dropout after attention and MLP blocks (its RNG state is checkpointed per rank)."""
+    attention_dropout: float = 0.0
+    """Dropout on attention probabilities."""
+    bf16: bool = True
+    """Train in bf16 on GPU (CPU runs stay fp32)."""
+
+    def spec(self, vocab_size: int) -> ModelSpec:
+        """The architecture: the preset with this section's overrides (zero keeps the preset's value)."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"[model].preset {self.preset!r} is unknown; choose one of {sorted(PRESETS)}")
+        base = PRESETS[self.preset]
+        sizes = {k: v for k, v in (("num_layers", self.num_layers), ("hidden_size", self.hidden_size),
+                                   ("num_attention_heads", self.num_attention_heads)) if v}
+        return replace(base, **sizes, seq_length=self.seq_length, position_embedding=self.position_embedding,
+                       normalization=self.normalization, swiglu=self.swiglu, tie_embeddings=self.tie_embeddings,
+                       num_experts=self.num_experts, hidden_dropout=self.hidden_dropout,
+                       attention_dropout=self.attention_dropout, vocab_size=pad_vocab(vocab_size))
+
+    def check(self, where: str = "[model]") -> list[str]:
+        if self.preset not in PRESETS:
+            return [f"{where}.preset = {self.preset!r} is unknown; choose one of {sorted(PRESETS)}"]
+        spec = self.spec(256)
+        problems = []
+        if spec.hidden_size % spec.num_attention_heads:
+            problems.append(f"{where}: hidden_size {spec.hidden_size} is not divisible by num_attention_heads "
+                            f"{spec.num_attention_heads}; change one of them")
+        if self.seq_length < 8:
+            problems.append(f"{where}.seq_length = {self.seq_length} is too short; use at least 8")
+        for name in ("hidden_dropout", "attention_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                problems.append(f"{where}.{name} must be in [0, 1)")
+        if self.num_experts < 0:
+            problems.append(f"{where}.num_experts must be 0 (dense) or more")
+        return problems
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    nproc: int = 1
+    """Processes started by torchrun (= TP * PP * DP)."""
+    tensor_parallel: int = 1
+    """Tensor-parallel degree."""
+    pipeline_parallel: int = 1
+    """Pipeline-parallel degree."""
+    steps: int = 20
+    """Optimizer steps."""
+    micro_batch_size: int = 4
+    """Sequences per micro-batch per data-parallel rank."""
+    global_batch_size: int = 8
+    """Sequences per optimizer step across data-parallel ranks."""
+    lr: float = 3e-3
+    """Peak learning rate."""
+    min_lr: float = 3e-4
+    """Learning rate at the end of cosine decay."""
+    warmup_steps: int = 5
+    """Linear warm-up steps (re-warm-up when continuing from a checkpoint)."""
+    weight_decay: float = 0.1
+    """AdamW weight decay."""
+    clip_grad: float = 1.0
+    """Gradient-norm clipping threshold."""
+    save_interval: int = 0
+    """Checkpoint every N steps (0: only at the end)."""
+    attention: Literal["sdpa", "unfused"] = "sdpa"
+    """Core attention without Transformer Engine: 'sdpa' (torch's fused scaled_dot_product_attention: flash /
+    memory-efficient kernels) or 'unfused' (megatron-core's DotProductAttention). TE's spec wins when installed."""
+    distributed_optimizer: bool = False
+    """Shard fp32 main weights and Adam moments across data-parallel ranks (megatron-core's distributed optimizer,
+    ZeRO-1). Its checkpoints resume under another data-parallel size but not another TP/PP layout."""
+    overlap_grad_reduce: bool = False
+    """Overlap the data-parallel gradient all-reduce (reduce-scatter with the distributed optimizer) with the
+    backward pass of the last micro-batch, bucket by bucket."""
+    recompute: Literal["none", "selective", "full"] = "none"
+    """Activation recomputation: 'none', 'selective' (core attention) or 'full' (whole layers, keeps only each
+    layer's input): trades compute for activation memory on large models or long sequences."""
+    mix: dict[str, float] = field(default_factory=lambda: {"general": 1.0})
+    """Blend weights by domain (e.g. {cybersecurity = 0.5, general = 0.5}); normalised to sum 1."""
+    timeout_s: int = 3600
+    """Kill the training job after this many seconds."""
+    launcher: Literal["local", "slurm", "kubernetes"] = "local"
+    """'local' (torchrun here), 'slurm' (render + sbatch --wait) or 'kubernetes' (render + kubectl)."""
+    nodes: int = 1
+    """Nodes for cluster launchers."""
+    image: str = ""
+    """Container image for the Kubernetes launcher."""
+    partition: str = ""
+    """Slurm partition (empty: the cluster default)."""
+    account: str = ""
+    """Slurm account (empty: the user's default)."""
+    time_limit: str = ""
+    """Slurm time limit ([D-]HH:MM:SS); empty: derived from timeout_s."""
+
+    @property
+    def data_parallel(self) -> int:
+        return self.nproc // (self.tensor_parallel * self.pipeline_parallel)
+
+    @property
+    def slurm_time_limit(self) -> str:
+        if self.time_limit:
+            return self.time_limit
+        minutes = math.ceil(self.timeout_s / 60)
+        return f"{minutes // 1440}-{minutes % 1440 // 60:02d}:{minutes % 60:02d}:00"
+
+    def check(self, where: str) -> list[str]:
+        p = []
+        if min(self.nproc, self.tensor_parallel, self.pipeline_parallel, self.nodes) < 1:
+            p.append(f"{where}: nproc, tensor_parallel, pipeline_parallel and nodes must be at least 1")
+            return p
+        if self.nproc % (self.tensor_parallel * self.pipeline_parallel):
+            p.append(f"{where}.nproc = {self.nproc} must be a multiple of tensor_parallel * pipeline_parallel "
+                     f"({self.tensor_parallel * self.pipeline_parallel})")
+        elif self.micro_batch_size < 1 or self.global_batch_size % (self.micro_batch_size * self.data_parallel):
+            p.append(f"{where}.global_batch_size = {self.global_batch_size} must be a multiple of micro_batch_size * "
+                     f"data-parallel size ({self.micro_batch_size} * {self.data_parallel})")
+        if self.steps < 1:
+            p.append(f"{where}.steps must be at least 1")
+        if not 0 <= self.warmup_steps < self.steps:
+            p.append(f"{where}.warmup_steps = {self.warmup_steps} must be below steps ({self.steps})")
+        if self.lr <= 0 or not 0 <= self.min_lr <= self.lr:
+            p.append(f"{where}: need lr > 0 and 0 <= min_lr <= lr (lr {self.lr}, min_lr {self.min_lr})")
+        if self.save_interval < 0 or self.timeout_s <= 0:
+            p.append(f"{where}: save_interval must be >= 0 and timeout_s > 0")
+        if not self.mix or any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
+            p.append(f"{where}.mix needs non-negative weights with a positive sum, e.g. {{general = 1.0}}")
+        if self.nproc % self.nodes:
+            p.append(f"{where}.nproc = {self.nproc} must be a multiple of nodes ({self.nodes})")
+        if self.launcher == "kubernetes" and not self.image:
+            p.append(f"{where}.launcher = 'kubernetes' needs image = '<registry>/<keel image>:<tag>'")
+        if self.image and not IMAGE.match(self.image):
+            p.append(f"{where}.image = {self.image!r} is not a container image reference (registry/name:tag)")
+        for name in ("partition", "account"):
+            value = getattr(self, name)
+            if value and not SLURM_NAME.match(value):
+                p.append(f"{where}.{name} = {value!r} may hold only letters, digits and _ . , + -")
+        if self.time_limit and not SLURM_TIME.match(self.time_limit):
+            p.append(f"{where}.time_limit = {self.time_limit!r} is not a Slurm time ([D-]HH:MM:SS, e.g. 2-00:00:00)")
+        return p
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    enabled: bool = False
+    """Also train a general-only baseline with the same total tokens as pretrain + specialize."""
+    preset: str = ""
+    """Baseline model size preset (empty: the [model] preset)."""
+    num_layers: int = 0
+    """Override the baseline preset's layers (0 keeps it)."""
+    hidden_size: int = 0
+    """Override the baseline preset's hidden size (0 keeps it)."""
+    num_attention_heads: int = 0
+    """Override the baseline preset's heads (0 keeps it)."""
+    global_batch_size: int = 16
+    """Sequences per step; steps follow from the token budget."""
+    micro_batch_size: int = 8
+    """Sequences per micro-batch."""
+    lr: float = 3e-3
+    """Peak learning rate."""
+    min_lr: float = 3e-4
+    """Final learning rate."""
+    warmup_steps: int = 10
+    """Warm-up steps."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything one training run is given: its model, its schedule and the run's seed."""
+
+    model: ModelConfig
+    train: TrainConfig
+    seed: int
+
+
+def baseline_settings(model: ModelConfig, pretrain: TrainConfig, specialize: TrainConfig, baseline: BaselineConfig,
+                      seed: int) -> TrainSettings:
+    """The general-only baseline: [baseline]'s size and schedule over [pretrain]'s settings, trained on as many
+    sequences as pretrain and specialize together (rounded up to whole steps)."""
+    sequences = pretrain.steps * pretrain.global_batch_size + specialize.steps * specialize.global_batch_size
+    b = baseline
+    arch = replace(model, preset=b.preset or model.preset, num_layers=b.num_layers, hidden_size=b.hidden_size,
+                   num_attention_heads=b.num_attention_heads)
+    sched = replace(pretrain, steps=math.ceil(sequences / b.global_batch_size), global_batch_size=b.global_batch_size,
+                    micro_batch_size=b.micro_batch_size, lr=b.lr, min_lr=b.min_lr, warmup_steps=b.warmup_steps,
+                    mix={"general": 1.0})
+    return TrainSettings(model=arch, train=sched, seed=seed)
