@@ -58,12 +58,14 @@ def run_peer(filt, texts: list[str]) -> tuple[np.ndarray, float]:
 
 
 def run_keel(step: str, texts: list[str]) -> tuple[np.ndarray, float]:
-    from model.config import CurateConfig
-    from tasks.rules import RULES
+    from tasks.curate.config import CurateConfig
+    from tasks.curate.registry import RULES
 
     df = pd.DataFrame({"text": texts})
+    rule, source = RULES[step]
+    cfg = getattr(CurateConfig(), source)
     t0 = time.process_time()
-    res = RULES[step](df, CurateConfig())
+    res = rule(df, cfg)
     return np.asarray(res.keep, dtype=bool), time.process_time() - t0
 
 
@@ -95,7 +97,7 @@ def _jaccard(a: str, b: str) -> float:
 def minhash_compare(texts: list[str], near_docs: list[str], pairs) -> dict:
     from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 
-    from tasks.minhash import band_keys, clusters, signatures
+    from tasks.curate.minhash import band_keys, clusters, signatures
 
     peer = MinhashDedupSignature(output_folder=tempfile.mkdtemp())
     t0 = time.process_time()
@@ -115,30 +117,36 @@ def minhash_compare(texts: list[str], near_docs: list[str], pairs) -> dict:
 
 
 def scaling(texts: list[str], workers: int) -> float:
-    from model.config import CurateConfig
-    from tasks.cluster import Cluster
-    from tasks.curate import curate
-    from tasks.storage import StageDir
+    from tasks.core.cluster import Cluster
+    from tasks.core.stage import Counts, Runtime
+    from tasks.core.storage import StageDir
+    from tasks.curate import stage as curate
+    from tasks.curate.config import CurateConfig
+    from tasks.govern.legal import DocumentPolicy
+    from tasks.ingest.stage import IngestResult
 
     tmp = Path(tempfile.mkdtemp(prefix="keel-scale-"))
-    docs = tmp / "docs"
-    docs.mkdir()
+    docs = tmp / "ingest" / "x" / "docs"
+    docs.mkdir(parents=True)
     rows = max(200, -(-len(texts) // 16))  # 16 partitions: enough per worker to balance uneven documents
     for i in range(0, len(texts), rows):
         chunk = texts[i:i + rows]
         pd.DataFrame({"doc_id": [f"{i + j:032x}" for j in range(len(chunk))], "source_id": "bench", "domain": "general",
                       "license": "MIT", "native_id": "x", "text": chunk, "url": None, "origin_file": "x",
                       "content_sha256": "x"}).to_parquet(docs / f"part-{i // rows:05d}.parquet")
-    cfg = CurateConfig(steps=["normalize", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"])
+    cfg = CurateConfig(steps=("normalize", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"))
+    ingested = IngestResult(docs="ingest/x/docs", counts=Counts(len(texts), len(texts), 0), rejected_by_reason={},
+                            per_source={}, files=1)
+    policy = DocumentPolicy((), (), (), (), (), (), (), False, False)
     cluster = Cluster(n_workers=workers)
     try:
         cluster.client.wait_for_workers(workers)
         # long-lived workers (`keel up --dask`, a cluster) import keel once; time the curation, not the imports
-        cluster.client.run(lambda: __import__("tasks.curate") and __import__("tasks.rules"))
+        cluster.client.run(lambda: __import__("tasks.curate.stage") and __import__("tasks.curate.registry"))
         sd = StageDir(str(tmp), "curate", "x")
         sd.begin()
         t0 = time.perf_counter()
-        curate(str(docs), sd, cluster, cfg)
+        curate.run(cfg, curate.CurateInputs(ingested, policy), sd, Runtime(cluster=cluster))
         return len(texts) / (time.perf_counter() - t0)
     finally:
         cluster.close()

@@ -87,14 +87,29 @@ def run_peer(jsonl: Path, tok_path: str, out: Path, workers: int, eod: int) -> d
     return {"seconds": time.perf_counter() - t0, "tokens": tokens}
 
 
-def run_keel(parts: list[str], tok_path: str, out: Path, cluster) -> dict:
-    from model.config import TokenizeConfig
-    from tasks.tokenize import tokenize
+def run_keel(parts: list[str], tok_path: str, root: Path, cluster) -> dict:
+    """The tokenize stage's entry on the partitions under <root>/curate/x/data."""
+    from tasks.core.stage import Counts, Runtime
+    from tasks.core.storage import StageDir
+    from tasks.curate.stage import CurateResult
+    from tasks.govern.legal import SourceManifest
+    from tasks.tokenize import stage as tokenize
+    from tasks.tokenize.config import TokenizeConfig
 
+    n = sum(len(pd.read_parquet(p, columns=["doc_id"])) for p in parts)
+    curated = CurateResult(data="curate/x/data", counts=Counts(n, n, 0), funnel=(), rejected_by_reason={},
+                           partitions=len(parts), funnel_chart="")
+    source = SourceManifest(id="demo", name="demo", origin="bench", owner="bench", license="MIT", domain="general",
+                            collected="2026-01-01", terms="", data_uri="", format="jsonl", text_field="text",
+                            id_field="id", url_field="url", license_field="license", review_status="approved",
+                            reviewer="", review_date="", review_notes="")
+    out = StageDir(str(root), "tokenize", "x")
+    out.begin()
     t0 = time.perf_counter()
-    m = tokenize(parts, str(out), cluster, TokenizeConfig(tokenizer_path=tok_path), {"demo": "general"}, {"demo": "MIT"})
-    return {"seconds": time.perf_counter() - t0, "tokens": sum(d["num_tokens"] for d in m["datasets"]),
-            "encoders": m["encoders"]}
+    m = tokenize.run(TokenizeConfig(tokenizer_path=tok_path), tokenize.TokenizeInputs(curated, (source,), ()), out,
+                     Runtime(cluster=cluster))
+    return {"seconds": time.perf_counter() - t0, "tokens": sum(d.num_tokens for d in m.datasets),
+            "encoders": list(m.encoders)}
 
 
 def make_corpus(texts: list[str], copies: int, root: Path, rows: int) -> tuple[Path, list[str]]:
@@ -105,10 +120,12 @@ def make_corpus(texts: list[str], copies: int, root: Path, rows: int) -> tuple[P
         for d in docs:
             f.write(json.dumps({"text": d}) + "\n")
     parts = []
+    data = root / "curate" / "x" / "data"
+    data.mkdir(parents=True, exist_ok=True)
     for i in range(0, len(docs), rows):
         chunk = docs[i:i + rows]
-        p = root / f"part-{i // rows:05d}.parquet"
-        pd.DataFrame({"doc_id": [f"{i + j:032x}" for j in range(len(chunk))], "source_id": "demo",
+        p = data / f"part-{i // rows:05d}.parquet"
+        pd.DataFrame({"doc_id": [f"{i + j:032x}" for j in range(len(chunk))], "source_id": "demo", "license": "MIT",
                       "text": chunk}).to_parquet(p)
         parts.append(str(p))
     return jsonl, parts
@@ -121,12 +138,12 @@ def main() -> None:
     ap.add_argument("--growth", type=int, default=10)
     ap.add_argument("--rows", type=int, default=2000)
     args = ap.parse_args()
-    from tasks.cluster import Cluster
-    from tasks.tokenize import train_tokenizer
+    from tasks.core.cluster import Cluster
+    from tasks.tokenize.bpe import train_tokenizer
 
     curated = sorted(glob.glob(".keel/runs/curate/*/data/*.parquet"))
     if not curated:
-        from tasks.corpus import BUILDERS
+        from tasks.ingest.demo_corpus import BUILDERS
 
         texts = [r["text"] for b in BUILDERS.values() for r in b()]
     else:
@@ -145,7 +162,7 @@ def main() -> None:
                 peer = run_peer(jsonl, tok["path"], tmp / label / "peer", args.workers, tok["eod"])
             peer["peak_rss_mb"] = rss.peak / 1e6
             with PeakRSS() as rss:
-                keel = run_keel(parts, tok["path"], tmp / label / "keel", cluster)
+                keel = run_keel(parts, tok["path"], tmp / label, cluster)
             keel["peak_rss_mb"] = rss.peak / 1e6
             assert keel["tokens"] == peer["tokens"], (keel["tokens"], peer["tokens"])
             for name, r in (("preprocess_data approach", peer), ("keel", keel)):

@@ -19,7 +19,6 @@ Last line: one JSON object with at least preset, mfu, tflops_per_gpu, tokens_per
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import statistics
@@ -50,17 +49,17 @@ def synthetic_shard(path: Path, documents: int, doc_tokens: int, vocab: int) -> 
 
 def train(tmp: Path, name: str, spec, prefix: str, args, attention: str, bf16: bool) -> dict:
     """One torchrun training run; returns its per-step metric rows (or an error)."""
+    from model.job import DataBlend, TrainJob, write
+
     out = tmp / name
-    cfg = {"spec": dataclasses.asdict(spec), "seed": 1, "eod": 0, "tokenizer_vocab": args.vocab, "init_from": "",
-           "bf16": bf16,
-           "train": {"nproc": 1, "tensor_parallel": 1, "pipeline_parallel": 1, "steps": args.steps,
-                     "micro_batch_size": args.micro_batch, "global_batch_size": args.global_batch, "lr": 3e-4,
-                     "min_lr": 3e-5, "warmup_steps": 2, "weight_decay": 0.1, "clip_grad": 1.0,
-                     "save_interval": 10 ** 9, "mix": {}, "attention": attention,
-                     "recompute": args.recompute},
-           "data": {"prefixes": [prefix], "weights": [1.0]}, "out_dir": str(out),
-           "metrics_path": f"{out}.metrics.jsonl", "result_path": f"{out}.result.json", "skip_final_checkpoint": True}
-    (tmp / f"{name}.json").write_text(json.dumps(cfg))
+    job = TrainJob(spec=spec, tensor_parallel=1, pipeline_parallel=1, steps=args.steps,
+                   micro_batch_size=args.micro_batch, global_batch_size=args.global_batch, lr=3e-4, min_lr=3e-5,
+                   warmup_steps=2, weight_decay=0.1, clip_grad=1.0, save_interval=0, attention=attention,
+                   recompute=args.recompute, distributed_optimizer=False, overlap_grad_reduce=False, bf16=bf16,
+                   bf16_on_cpu=False, seed=1, data=DataBlend(prefixes=[prefix], weights=[1.0], identity="bench"),
+                   eod=0, tokenizer_vocab=args.vocab, out_dir=str(out), init_from="",
+                   metrics_path=f"{out}.metrics.jsonl", result_path=f"{out}.result.json", skip_final_checkpoint=True)
+    write(job, tmp / f"{name}.json")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "model.train",
            "--config", str(tmp / f"{name}.json")]
     print(f"[{name}] " + " ".join(cmd), flush=True)
@@ -70,7 +69,7 @@ def train(tmp: Path, name: str, spec, prefix: str, args, attention: str, bf16: b
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
         print(f"[{name}] failed (exit {proc.returncode}): " + " | ".join(tail), flush=True)
         return {"error": tail[-1] if tail else f"exit {proc.returncode}"}
-    rows = [json.loads(x) for x in Path(cfg["metrics_path"]).read_text().splitlines()]
+    rows = [json.loads(x) for x in Path(job.metrics_path).read_text().splitlines()]
     return {"rows": rows}
 
 
@@ -99,7 +98,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from model.presets import resolve_spec
+    from tasks.train.config import ModelConfig
 
     on_gpu = torch.cuda.is_available() and not args.cpu
     if not on_gpu and not args.cpu:
@@ -109,9 +108,9 @@ def main() -> None:
     if args.cpu:
         args.preset, args.seq, args.micro_batch, args.global_batch = "cpu-4x256", 1024, 4, 8
         args.steps = min(args.steps, 8)
-        spec = resolve_spec({"preset": "tiny", "seq_length": args.seq, **CPU_MODEL}, args.vocab)
+        spec = ModelConfig(preset="tiny", seq_length=args.seq, **CPU_MODEL).spec(args.vocab)
     else:
-        spec = resolve_spec({"preset": args.preset, "seq_length": args.seq}, args.vocab)
+        spec = ModelConfig(preset=args.preset, seq_length=args.seq).spec(args.vocab)
     try:
         import transformer_engine  # noqa: F401
         te = on_gpu

@@ -113,6 +113,13 @@ def read_json(uri: str) -> Any:
         return json.loads(f.read())
 
 
+def remove_tree(uri: str) -> None:
+    """Remove a folder (or file) if it exists."""
+    fs, path = url_to_fs(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
 def exists(uri: str) -> bool:
     fs, path = url_to_fs(uri)
     return fs.exists(path)

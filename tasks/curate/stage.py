@@ -18,7 +18,7 @@ import pandas as pd
 from tasks.core.cachekey import file_hashes
 from tasks.core.cluster import list_parts, part_sizes, read_parquet, write_parquet
 from tasks.core.stage import Counts, Runtime, StageDef
-from tasks.core.storage import StageDir, join, url_to_fs, write_bytes_atomic
+from tasks.core.storage import StageDir, join, remove_tree, write_bytes_atomic
 from tasks.curate.config import CurateConfig
 from tasks.curate.dedup import band_columns, choose_drops, dedup_key
 from tasks.curate.minhash import band_keys, signatures
@@ -149,9 +149,7 @@ def run(cfg: CurateConfig, inputs: CurateInputs, out: StageDir, rt: Runtime) -> 
     global_stats = rt.cluster.map(_finalize, works, names, drops, stage_uri=out.uri, cfg=cfg, progress="curate: dedup")
     funnel = _merge(local_stats) + _merge(global_stats)
     check_funnel(funnel)
-    fs, work_path = url_to_fs(out.path("_work"))
-    if fs.exists(work_path):
-        fs.rm(work_path, recursive=True)
+    remove_tree(out.path("_work"))
     total_in = funnel[0].received if funnel else 0
     kept = funnel[-1].kept if funnel else 0
     if total_in != inputs.ingested.counts.kept:

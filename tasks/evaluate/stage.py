@@ -119,6 +119,10 @@ def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> Ev
     if inputs.baseline:
         trained["baseline"] = inputs.baseline
     groups = heldout_groups(inputs.tokenized, out)
+    missing = [g for g in (cfg.domain, "general") if g not in groups]
+    if missing:
+        raise ValueError(f"no held-out test data for {missing}: curation left too few documents of that domain for "
+                         "the test split; raise [tokenize].test_per_mille or add sources of that domain")
     models = {name: _evaluate_model(name, t, groups, str(tokenizer), cfg, inputs.tokenized, out, rt)
               for name, t in trained.items()}
     # reaching this stage means the legal gate and every contract passed (a failure stops the flow)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tasks.core.cluster import read_parquet
-from tasks.core.storage import url_to_fs
+from tasks.core.storage import url_to_fs, write_bytes_atomic
 
 EOD = "<|endoftext|>"
 
@@ -42,8 +42,7 @@ def train_tokenizer(parts: list[str], vocab_size: int, sample_bytes: int, out_pa
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(sample.tolist(), trainer=trainer, length=len(sample))
     blob = tok.to_str().encode()
-    fs, path = url_to_fs(out_path)
-    fs.pipe_file(path, blob)
+    write_bytes_atomic(out_path, blob)
     return {"path": out_path, "sha256": hashlib.sha256(blob).hexdigest(), "vocab_size": tok.get_vocab_size(),
             "eod": tok.token_to_id(EOD), "sample_docs": int(len(sample)), "sample_chars": int(sample.str.len().sum())}
 

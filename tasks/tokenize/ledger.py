@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tasks.core.cluster import Cluster, read_parquet, write_parquet
-from tasks.core.storage import url_to_fs
+from tasks.core.storage import read_bytes
 
 LEDGER_COLUMNS = ["doc_id", "source_id", "license", "content_sha256", "url", "native_id", "lang", "hap_score",
                   "verdicts", "split", "dataset", "position", "num_tokens"]
@@ -42,8 +42,7 @@ def build_ledger(curated_parts: list[str], doc_index_uri: str, steps: tuple[str,
     ledger["verdicts"] = "passed:" + ",".join(list(steps) + ["exact_dedup", "near_dedup"])
     ledger = ledger[[c for c in LEDGER_COLUMNS if c in ledger.columns]]
     write_parquet(ledger, out_uri)
-    fs, path = url_to_fs(out_uri)
-    digest = hashlib.sha256(fs.cat_file(path)).hexdigest()
+    digest = hashlib.sha256(read_bytes(out_uri)).hexdigest()
     train = ledger[ledger["split"] == "train"]
     return LedgerInfo(path=out_rel, sha256=digest, rows=len(ledger),
                       tokens_by_license={k: int(v) for k, v in train.groupby("license")["num_tokens"].sum().items()},

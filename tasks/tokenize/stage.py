@@ -18,7 +18,7 @@ import pandas as pd
 
 from tasks.core.cluster import list_parts, write_parquet
 from tasks.core.stage import Counts, Runtime, StageDef
-from tasks.core.storage import StageDir, is_remote, read_bytes, url_to_fs, write_bytes_atomic
+from tasks.core.storage import StageDir, is_remote, read_bytes, remove_tree, write_bytes_atomic
 from tasks.curate.stage import CurateResult
 from tasks.govern.legal import SourceManifest
 from tasks.tokenize.ledger import LedgerInfo, build_ledger
@@ -121,9 +121,7 @@ def run(cfg: TokenizeConfig, inputs: TokenizeInputs, out: StageDir, rt: Runtime)
             source_id=source, domain=by_id[source].domain, license=by_id[source].license, split=split, prefix=prefix,
             num_docs=pos, num_tokens=n_tokens, num_words=sum(g["num_words"] for g in groups[(source, split)]),
             max_token_id=max(max(g["max_token_id"] for g in groups[(source, split)]), tok.eod)))
-    fs, shards_path = url_to_fs(out.path("shards"))
-    if fs.exists(shards_path):
-        fs.rm(shards_path, recursive=True)
+    remove_tree(out.path("shards"))
     doc_index = pd.DataFrame(index_rows, columns=["doc_id", "source_id", "split", "dataset", "position", "num_tokens"])
     write_parquet(doc_index, out.path("doc_index.parquet"))
     ledger = build_ledger(parts, out.path("doc_index.parquet"), inputs.curate_steps, out.path("ledger.parquet"),

@@ -1,0 +1,148 @@
+"""The whole DAG on the real demo corpus with a tiny recipe: registry, lineage, conservation, mix, caching."""
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from flows.pipeline import keel_pipeline
+from tasks.core.cluster import list_parts
+from tasks.recipe import load_recipe
+from tests.conftest import REPO, files_containing, plant_secrets, prefect_records_containing, write_recipe
+
+pytestmark = pytest.mark.slow
+
+DATA_STAGES = ["ingest", "contract_raw", "curate", "contract_curated", "tokenize"]
+ALL = ["legal", *DATA_STAGES, "pretrain", "specialize", "evaluate", "register"]
+
+
+def _rows(folder) -> int:
+    return sum(len(pd.read_parquet(p, columns=["doc_id"] if "00_ingest" not in p else None)) for p in list_parts(folder))
+
+
+def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus, prefect_harness, monkeypatch, capfd):
+    secret = plant_secrets(monkeypatch)
+    recipe = write_recipe(tmp_path, demo_corpus)
+    first = keel_pipeline(str(recipe))
+    assert all(first["stage_status"][s] == "completed" for s in ALL if s != "legal")
+
+    # registry entry, aliases and lineage tags
+    r = load_recipe(recipe)
+    client = MlflowClient(first["tracking_uri"])
+    mv = client.get_model_version_by_alias(r.run.registered_model, "candidate")
+    assert str(mv.version) == first["version"]
+    for stage in ["ingest", "curate", "tokenize", "pretrain", "specialize", "evaluate"]:
+        assert mv.tags[f"keel.stage_hash.{stage}"] == first["stage_hashes"][stage]
+    assert set(mv.tags["keel.sources"].split(",")) == set(r.sources.ids)
+    assert json.loads(mv.tags["keel.licenses"])["mitre_cwe"] == "LicenseRef-scancode-cwe-tou"
+    assert mv.tags["keel.prefect_flow_run_id"] == first["flow_run_id"]
+    assert ("champion" in first["aliases"]) == (mv.tags["keel.gate.promote"] == "true")
+
+    # the tokenizer and the curation funnel chart are MLflow artifacts of their stage runs
+    exp = client.get_run(mv.run_id).info.experiment_id
+    tok_run = client.search_runs([exp], "tags.`keel.stage` = 'tokenize'")[0]
+    assert [a.path for a in client.list_artifacts(tok_run.info.run_id, "tokenizer")] == ["tokenizer/tokenizer.json"]
+    cur_run = client.search_runs([exp], "tags.`keel.stage` = 'curate'")[0]
+    assert "curation_funnel.png" in [a.path for a in client.list_artifacts(cur_run.info.run_id)]
+
+    # the registered model loads by alias through MLflow and generates text; the HF export matches megatron
+    import mlflow
+
+    mlflow.set_tracking_uri(first["tracking_uri"])
+    lm = mlflow.pyfunc.load_model(f"models:/{r.run.registered_model}@candidate")
+    out = lm.predict(["The attacker", "To be"], params={"max_new_tokens": 8})
+    assert len(out) == 2 and all(isinstance(x, str) and x for x in out)
+    assert first["export_max_abs_logit_diff"] < 1e-4
+
+    # conservation at every stage, checked against the files on disk
+    c = first["counts"]
+    for stage in DATA_STAGES:
+        assert c[stage]["in"] == c[stage]["kept"] + c[stage]["rejected"]
+    assert c["curate"]["in"] == c["ingest"]["kept"] and c["tokenize"]["in"] == c["curate"]["kept"]
+    cur = f"{first['output_root']}/curate/{first['stage_hashes']['curate']}"
+    assert _rows(f"{cur}/data") == c["curate"]["kept"]
+    assert _rows(f"{cur}/rejects") == c["curate"]["rejected"] > 0
+    for p in list_parts(f"{cur}/rejects"):
+        rej = pd.read_parquet(p, columns=["reject_step", "reject_reason"])
+        assert rej["reject_reason"].notna().all() and rej["reject_step"].nunique() == 1
+
+    # the realized specialization mix is 50/50
+    for domain, share in first["realized_mix"].items():
+        assert abs(share - 0.5) < 0.01, (domain, share)
+
+    # unchanged recipe: every stage cached, same registered version
+    second = keel_pipeline(str(recipe))
+    assert set(second["stage_status"].values()) == {"cached"}
+    assert second["version"] == first["version"] and second["stage_hashes"] == first["stage_hashes"]
+
+    # one training knob: data stages stay cached, training and what follows re-run
+    third = keel_pipeline(str(recipe), ["specialize.steps=3"])
+    assert all(third["stage_status"][s] == "cached" for s in ["legal", *DATA_STAGES, "pretrain"])
+    assert all(third["stage_status"][s] == "completed" for s in ["specialize", "evaluate", "register"])
+    assert int(third["version"]) == int(first["version"]) + 1
+
+    # lineage: model -> sources, licences, tokens, ledger; data -> models
+    from flows.cli import main as cli
+    from tasks.govern import lineage
+
+    uri = first["tracking_uri"]
+    lin = lineage.model_lineage(uri, f"{r.run.registered_model}@candidate")
+    ledger = pd.read_parquet(lin["ledger_uri"])
+    assert len(ledger) == c["tokenize"]["kept"] and ledger["doc_id"].is_unique
+    assert sum(lin["tokens_by_source"].values()) == int(ledger[ledger["split"] == "train"]["num_tokens"].sum())
+    assert lin["licenses"]["mitre_attack"] == "LicenseRef-MITRE-ATTACK-ToU" and lin["tokens_by_license"]
+    assert {m["version"] for m in lineage.versions_with_source(uri, "mitre_cwe")} == {first["version"], third["version"]}
+    doc = ledger[(ledger["source_id"] == "mitre_attack") & (ledger["split"] == "train")]["doc_id"].iloc[0]
+    assert {m["version"] for m in lineage.versions_with_doc(uri, doc)} == {first["version"], third["version"]}
+
+    # forget one document: opt-out recorded, models that saw it tainted, re-run excludes it, ingest stays cached
+    assert cli(["forget", "--doc", doc, "--recipe", str(recipe), "--json"]) == 0
+    for v in (first["version"], third["version"]):
+        assert client.get_model_version(r.run.registered_model, v).tags["keel.tainted"] == "true"
+    after = lineage.model_lineage(uri, f"{r.run.registered_model}@candidate")
+    assert int(after["version"]) > int(third["version"]) and not after["tainted"]
+    assert doc not in set(pd.read_parquet(after["ledger_uri"])["doc_id"])
+    assert lineage.versions_with_doc(uri, doc) == [m for m in lineage.versions_with_doc(uri, doc)
+                                                   if m["version"] in (first["version"], third["version"])]
+    cur2 = after["stage_hashes"]["curate"]
+    rej = pd.concat(pd.read_parquet(p) for p in list_parts(f"{first['output_root']}/curate/{cur2}/rejects")
+                    if "legal_policy" in p)
+    assert rej.loc[rej["doc_id"] == doc, "reject_reason"].tolist() == ["optout_doc"]
+    assert after["stage_hashes"]["ingest"] == first["stage_hashes"]["ingest"]
+
+    # the planted secrets reached nothing keel wrote: outputs, MLflow store and artifacts, checkpoints, Prefect
+    # logs and artifacts, the terminal
+    import os
+
+    assert files_containing(secret, tmp_path, os.environ["PREFECT_HOME"]) == []
+    assert prefect_records_containing(secret) == []
+    out, err = capfd.readouterr()
+    assert secret not in out and secret not in err
+
+
+def test_unapproved_source_stops_the_run_before_ingest(tmp_path, demo_corpus, prefect_harness):
+    manifests = tmp_path / "sources"
+    manifests.mkdir()
+    shutil.copy(REPO / "data_contracts/sources/shakespeare.toml", manifests)
+    src = (REPO / "data_contracts/sources/mitre_cwe.toml").read_text()
+    (manifests / "mitre_cwe.toml").write_text(src.replace('status = "approved"', 'status = "pending"'))
+    recipe = write_recipe(tmp_path, demo_corpus, ids=["shakespeare", "mitre_cwe"], manifests=manifests)
+    with pytest.raises(Exception, match="legal review is 'pending'"):
+        keel_pipeline(str(recipe))
+    assert not (tmp_path / "runs" / "ingest").exists()
+
+
+def test_failed_contract_stops_downstream_with_a_report(tmp_path, demo_corpus, prefect_harness):
+    suites = tmp_path / "expectations"
+    shutil.copytree(REPO / "data_contracts" / "expectations", suites)
+    suite = json.loads((suites / "curated.json").read_text())
+    suite["expectations"].append({"type": "expect_column_value_lengths_to_be_between",
+                                  "kwargs": {"column": "text", "min_value": 1, "max_value": 200}})
+    (suites / "curated.json").write_text(json.dumps(suite))
+    recipe = write_recipe(tmp_path, demo_corpus, ids=["mitre_attack"])
+    with pytest.raises(Exception, match="data contract 'curated' failed"):
+        keel_pipeline(str(recipe), [f"contracts.expectations={json.dumps(str(suites))}"])
+    assert (tmp_path / "runs" / "curate").exists() and not (tmp_path / "runs" / "tokenize").exists()
+    report = next((tmp_path / "runs" / "contract_curated").glob("*/report.md")).read_text()
+    assert "FAILED" in report and "expect_column_value_lengths_to_be_between" in report

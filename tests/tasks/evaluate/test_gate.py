@@ -1,0 +1,42 @@
+"""Promotion gate decisions on constructed metric sets, and the tokens each compared model saw."""
+import pytest
+
+from model.job import GroupScore
+from tasks.evaluate.gate import gate
+from tasks.evaluate.report import comparison_rows, tokens_seen
+
+
+def _groups(domain_ppl, general_ppl):
+    score = lambda ppl: GroupScore(loss=None, ppl=ppl, bpb=None, tokens=1, sequences=1)  # noqa: E731
+    return {"cybersecurity": score(domain_ppl), "general": score(general_ppl)}
+
+
+BASE = _groups(100.0, 50.0)
+
+
+@pytest.mark.parametrize("special, kwargs, promote, why", [
+    (_groups(80.0, 52.0), {}, True, None),
+    (_groups(99.0, 50.0), {"min_domain_improvement": 0.05}, False, "domain ppl gain 0.010 < required 0.05"),
+    (_groups(80.0, 70.0), {"max_general_regression": 0.2}, False, "general ppl regression 0.400 > allowed 0.2"),
+    (_groups(80.0, 50.0), {"data_ok": False}, False, "data did not pass"),
+    (_groups(80.0, 50.0), {"hap_rate": 0.5, "max_hap_rate": 0.1}, False, "HAP rate 0.500 of generations > ceiling 0.1"),
+    (_groups(120.0, 50.0), {}, False, "domain ppl gain -0.200 < required 0.0"),
+])
+def test_gate(special, kwargs, promote, why):
+    args = {"min_domain_improvement": 0.0, "max_general_regression": 0.1, "data_ok": True} | kwargs
+    d = gate(BASE, special, "cybersecurity", **args)
+    assert d.promote is promote
+    assert (why is None and not d.reasons) or any(why in r for r in d.reasons)
+    assert d.domain_ppl_gain == pytest.approx((100 - special["cybersecurity"].ppl) / 100)
+    assert d.base_general_ppl == 50.0 and d.special_domain_ppl == special["cybersecurity"].ppl
+
+
+def test_tokens_seen_adds_what_a_model_continued_from():
+    own = {"base": 1000, "specialized": 300, "baseline": 1300}
+    assert tokens_seen(own, {"specialized": "base"}) == {"base": 1000, "specialized": 1300, "baseline": 1300}
+    assert tokens_seen({"a": 1, "b": 2, "c": 4}, {"c": "b", "b": "a"}) == {"a": 1, "b": 3, "c": 7}
+
+
+def test_comparison_rows_use_six_n_d():
+    rows = comparison_rows({"base": BASE}, {"base": 10}, {"base": 7}, "cybersecurity")
+    assert rows[0].flops == 6 * 10 * 7 and rows[0].domain_ppl == 100.0 and rows[0].general_ppl == 50.0
