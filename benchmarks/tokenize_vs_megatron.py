@@ -92,21 +92,19 @@ def run_keel(parts: list[str], tok_path: str, root: Path, cluster) -> dict:
     from tasks.core.stage import Counts, Runtime
     from tasks.core.storage import StageDir
     from tasks.curate.stage import CurateResult
-    from tasks.govern.legal import SourceManifest
+    from tasks.govern.legal import SourceData
     from tasks.tokenize import stage as tokenize
     from tasks.tokenize.config import TokenizeConfig
 
     n = sum(len(pd.read_parquet(p, columns=["doc_id"])) for p in parts)
     curated = CurateResult(data="curate/x/data", counts=Counts(n, n, 0), funnel=(), rejected_by_reason={},
-                           partitions=len(parts), funnel_chart="")
-    source = SourceManifest(id="demo", name="demo", origin="bench", owner="bench", license="MIT", domain="general",
-                            collected="2026-01-01", terms="", data_uri="", format="jsonl", text_field="text",
-                            id_field="id", url_field="url", license_field="license", review_status="approved",
-                            reviewer="", review_date="", review_notes="")
+                           partitions=len(parts), funnel_chart="", steps=())
+    source = SourceData(id="demo", domain="general", license="MIT", format="jsonl", data_uri="", text_field="text",
+                        id_field="id", url_field="url", license_field="license")
     out = StageDir(str(root), "tokenize", "x")
     out.begin()
     t0 = time.perf_counter()
-    m = tokenize.run(TokenizeConfig(tokenizer_path=tok_path), tokenize.TokenizeInputs(curated, (source,), ()), out,
+    m = tokenize.run(TokenizeConfig(tokenizer_path=tok_path), tokenize.TokenizeInputs(curated, (source,)), out,
                      Runtime(cluster=cluster))
     return {"seconds": time.perf_counter() - t0, "tokens": sum(d.num_tokens for d in m.datasets),
             "encoders": list(m.encoders)}

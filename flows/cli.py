@@ -270,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", required=True)
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
-    p.add_argument("--until", default="", choices=["", "legal", "ingest", "curate", "tokenize", "plan"],
-                   help="stop after this stage")
+    p.add_argument("--until", default="", choices=["", "legal", "ingest", "curate", "tokenize", "plan", "pretrain",
+                                                   "specialize"], help="stop after this stage")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("plan", help="token-budget plan for a recipe")
     p.add_argument("--recipe", required=True)
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cron", required=True, help='e.g. "0 3 * * *" (03:00 every day)')
     p.add_argument("--name", default="", help="deployment name (default: the recipe's run.name)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--until", default="", choices=["", "legal", "ingest", "curate", "tokenize", "plan"])
+    p.add_argument("--until", default="", choices=["", "legal", "ingest", "curate", "tokenize", "plan", "pretrain", "specialize"])
     p.add_argument("--pool", default="keel", help="Prefect work pool (process type; created if missing)")
     p.add_argument("--timezone", default="UTC")
     p.add_argument("--json", action="store_true")
@@ -344,11 +344,22 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_corpus)
     args = parser.parse_args(argv)
     configure_env()
+    from tasks.core.jobs import RunStopped
+
+    if args.command in ("run", "plan", "forget"):
+        from flows import signals
+
+        signals.install()  # SIGTERM/SIGINT/SIGUSR1: running jobs save a checkpoint, then the run stops
+        signals.isolate_ephemeral_server()  # up until the run's final state is recorded
+        signals.reap_orphan_servers()  # a temporary Prefect server left behind by a killed run
     try:
         return args.fn(args)
     except ValueError as exc:  # user errors: the message says what to fix
         print(f"keel: error: {exc}", file=sys.stderr)
         return 2
+    except RunStopped as exc:
+        print(f"keel: {exc}", file=sys.stderr)
+        return 128 + int(exc.signum)
 
 
 if __name__ == "__main__":

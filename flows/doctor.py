@@ -40,13 +40,12 @@ def checks(output_root: str = ".keel/runs", tracking_uri: str = "") -> list[dict
         add("attention kernels", True, _attention_kernels(torch))
     except ImportError:
         add("accelerator", False, "torch missing", "run `make venv`")
-    if "://" in output_root and not output_root.startswith("file://"):
-        try:
-            import fsspec
+    from tasks.core.storage import is_remote, join, remove_tree, write_bytes_atomic
 
-            fs, path = fsspec.core.url_to_fs(output_root)
-            fs.pipe_file(f"{path.rstrip('/')}/.keel-doctor", b"ok")
-            fs.rm(f"{path.rstrip('/')}/.keel-doctor")
+    if is_remote(output_root):
+        try:
+            write_bytes_atomic(join(output_root, ".keel-doctor"), b"ok")
+            remove_tree(join(output_root, ".keel-doctor"))
             add("storage", True, f"{output_root} writable")
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             add("storage", False, f"{output_root}: {type(exc).__name__}", "check credentials/endpoint (AWS_* env)")

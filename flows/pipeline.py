@@ -6,18 +6,20 @@ legal -> ingest -> contract_raw -> curate -> contract_curated -> tokenize -> con
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows import publish
+from flows import publish, signals
 from flows.locks import output_root_lock
 from flows.runner import RunContext, retry_options, run_stage
 from flows.secrets import apply_secret_blocks
 from tasks.core import cachekey
 from tasks.core.cluster import Cluster
+from tasks.core.jobs import RunStopped
 from tasks.core.typed import dump
 from tasks.curate import stage as curate
 from tasks.evaluate import stage as evaluate
@@ -32,16 +34,18 @@ from tasks.track.tracking import Tracker, default_tracking_uri
 from tasks.train import plan
 from tasks.train import stage as train
 from tasks.train.config import TrainSettings, baseline_settings
+from tasks.train.stage import TrainResult
 
-UNTIL = ("", "legal", "ingest", "curate", "tokenize", "plan")
+UNTIL = ("", "legal", "ingest", "curate", "tokenize", "plan", "pretrain", "specialize")
 
 
 @flow(name="keel-pipeline", log_prints=True, validate_parameters=False)
 def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: str = "") -> dict:
-    """Run the recipe; `until` stops after a data stage (legal, ingest, curate, tokenize or plan)."""
+    """Run the recipe; `until` stops after that stage (legal, ingest, curate, tokenize, plan, pretrain, specialize)."""
     if until not in UNTIL:
         raise ValueError(f"until must be one of {UNTIL}, not {until!r}")
     t0 = time.perf_counter()
+    signals.install()  # over Prefect's own SIGTERM handler: running jobs get to save a checkpoint first
     recipe = load_recipe(recipe_path, overrides or [])  # the whole recipe is valid before any stage runs
     logger = get_run_logger()
     applied = apply_secret_blocks(list(recipe.run.secret_blocks))
@@ -57,9 +61,17 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: s
     try:
         tracker.log_params({"recipe": recipe.to_dict()})
         tracker.log_dict(recipe.to_dict(), "recipe.json")
-        with output_root_lock(ctx.root):
+        with output_root_lock(ctx.root, ctx.run_info["flow_run_id"]) as lock:
+            ctx.lock = lock
             model = _pipeline(ctx, recipe, until)
         return _summary(ctx, model, t0)
+    except RunStopped as exc:
+        tracker.end("KILLED")
+        if signals.cancelled_from_prefect():  # a cancellation from Prefect: record the run as Cancelled
+            from prefect.exceptions import TerminationSignal
+
+            raise TerminationSignal(exc.signum) from exc
+        raise
     except BaseException:
         tracker.end("FAILED")
         raise
@@ -72,8 +84,9 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
     gate = run_stage(ctx, legal.STAGE, legal.GateRequest(r.sources, r.legal), None)
     if until == "legal":
         return None
+    sources = tuple(m.data() for m in gate.sources)
     ingested = run_stage(ctx, ingest.STAGE, ingest.IngestSettings(r.sources.max_doc_bytes, r.dask.partition_rows),
-                         ingest.IngestInputs(gate.sources))
+                         ingest.IngestInputs(sources))
     raw = run_stage(ctx, contracts.STAGE, ContractCheck("raw", exp, {"$source_ids": sorted(m.id for m in gate.sources)},
                                                         warn_only=("global:unique",)),
                     ContractInputs(folder=ingested.docs), name="contract_raw")
@@ -85,7 +98,7 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
         "$hap_threshold": r.curate.hap.threshold}), ContractInputs(folder=curated.data), name="contract_curated")
     if until == "curate":
         return None
-    tokenized = run_stage(ctx, tokenize.STAGE, r.tokenize, tokenize.TokenizeInputs(curated, gate.sources, r.curate.steps))
+    tokenized = run_stage(ctx, tokenize.STAGE, r.tokenize, tokenize.TokenizeInputs(curated, sources))
     tokens_ok = run_stage(ctx, contracts.STAGE, ContractCheck("tokenized", exp, {}),
                           ContractInputs(rows=tokenize.contract_rows(tokenized)), name="contract_tokenized")
     stages = {"pretrain": r.pretrain, "specialize": r.specialize}
@@ -95,18 +108,25 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
 
     base = run_stage(ctx, train.STAGE, TrainSettings(r.model, r.pretrain, r.run.seed), train.TrainInputs(tokenized),
                      name="pretrain")
+    if until == "pretrain":
+        return None
     special = run_stage(ctx, train.STAGE, TrainSettings(r.model, r.specialize, r.run.seed),
                         train.TrainInputs(tokenized, init_from=base), name="specialize")
     mix_ok = run_stage(ctx, contracts.STAGE, ContractCheck("mix", exp, {}), ContractInputs(rows=train.mix_rows(special)),
                        name="contract_mix")
+    if until == "specialize":
+        return None
     general_only = None
     if r.baseline.enabled:
         general_only = run_stage(ctx, train.STAGE, baseline_settings(r.model, r.pretrain, r.specialize, r.baseline,
                                                                      r.run.seed), train.TrainInputs(tokenized), name="baseline")
     evaluation = run_stage(ctx, evaluate.STAGE, EvalSettings(r.evaluate, r.curate.hap, r.domain),
-                           EvalInputs(tokenized, base, special, (raw, curated_ok, tokens_ok, mix_ok), general_only))
+                           EvalInputs(tokenized, base, special, general_only))
+    ctx.run_info["contracts"] = json.dumps({c.report.suite: c.passed for c in (raw, curated_ok, tokens_ok, mix_ok)})
+    ctx.run_info["stage_hashes"] = json.dumps(ctx.hashes)
+    ctx.run_info["counts"] = json.dumps({k: c.row() for k, c in ctx.counts.items()})
     return run_stage(ctx, register.STAGE, register.RegisterSettings(r.run.registered_model),
-                     register.RegisterInputs(gate, tokenized, evaluation, dict(ctx.hashes), dict(ctx.counts)))
+                     register.RegisterInputs(gate, tokenized, evaluation))
 
 
 def _summary(ctx: RunContext, model, t0: float) -> dict:
@@ -127,5 +147,7 @@ def _summary(ctx: RunContext, model, t0: float) -> dict:
             "gate": dump(evaluation.gate) if evaluation else None,
             "realized_mix": special.realized_mix.domain_share if special else None,
             "export_max_abs_logit_diff": evaluation.specialized.max_abs_logit_diff if evaluation else None,
+            "resumed_from_step": {k: r.resumed_from_step for k, r in ctx.results.items() if isinstance(r, TrainResult)},
+            "attempts": {k: r.attempts for k, r in ctx.results.items() if isinstance(r, TrainResult)},
             "timings_s": {k: round(v, 2) for k, v in ctx.timings.items()},
             "elapsed_s": round(time.perf_counter() - t0, 2)}

@@ -37,6 +37,8 @@ class RunContext:
     logger: Any = log
     run_info: dict[str, str] = field(default_factory=dict)
     retry: dict[str, Any] = field(default_factory=dict)
+    lock: Any = None
+    """The output-root lock (flows/locks.RootLock) whose fence is checked before every marker."""
     hashes: dict[str, str] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
     counts: dict[str, Counts] = field(default_factory=dict)
@@ -85,13 +87,17 @@ def retry_options(retries: int, first_delay_s: float) -> dict:
 def _execute(ctx: RunContext, stage: StageDef, cfg: Any, inputs: Any, name: str) -> Any:
     key, parts = stage.key(name, cfg, inputs)
     sd = StageDir(ctx.root, name, key)
-    rt = Runtime(cluster=ctx.cluster, log=ctx.logger.info, tracker=ctx.tracker, run_info=ctx.run_info)
+    fence = ctx.lock.fence() if ctx.lock is not None else ("", "")
+    rt = Runtime(cluster=ctx.cluster, log=ctx.logger.info, tracker=ctx.tracker, run_info=ctx.run_info, fence=fence)
     t0 = time.perf_counter()
     with ctx.tracker.stage(name, tags={"keel.stage_hash": key}) as t:
-        if not stage.always_run and sd.is_done():
+        problem = sd.verify() if not stage.always_run and sd.is_done() else "not run"
+        if problem is None:
             result, status = load(stage.result, sd.marker()["result"], f"{name} marker"), "cached"
             ctx.logger.info(f"{name}: cached ({key}) at {sd.uri}")
         else:
+            if problem != "not run":
+                ctx.logger.warning(f"{name}: the finished stage at {sd.uri} cannot be trusted ({problem}): redoing it")
             ctx.logger.info(f"{name}: running ({key})")
             if not stage.always_run:
                 sd.begin()
@@ -101,7 +107,9 @@ def _execute(ctx: RunContext, stage: StageDef, cfg: Any, inputs: Any, name: str)
                 publish.contract_failure(t, name, exc)
                 raise
             if not stage.always_run:
-                sd.commit(dump(result), parts)
+                if ctx.lock is not None:
+                    ctx.lock.check()  # the fence: never write a marker into a root another run took
+                sd.commit(dump(result), parts, stage.outputs_beside(result) if stage.outputs_beside else ())
             status = "cached" if getattr(result, "reused", False) else "completed"
         if cfg is not None:
             t.log_params({name: as_dict(cfg)})

@@ -7,15 +7,26 @@ the layout is unchanged and re-seeded from (seed, step) when a checkpoint is loa
 megatron-core's DistributedOptimizer (ZeRO-1) is supported with the repairs its torch-Adam fallback needs
 (Adam `step` saved and restored per parameter, state primed before loading, loads under no_grad).
 
-Layout: <dir>/iter_0000042/ (torch_dist format, reshardable across TP/PP) and <dir>/latest (the step,
-written last, atomically). A checkpoint without `latest` pointing at it is never read.
+Layout: <dir>/iter_0000042/ (torch_dist format, reshardable across TP/PP) holding, once complete, a manifest
+`keel_manifest.json` (every file with its size and sha256, written and fsynced after the checkpoint's files), and
+<dir>/latest (the step, moved last, atomically, fsynced). Resuming takes the newest checkpoint whose manifest
+verifies; a partial or corrupt one (killed mid-save, truncated, a file missing) is skipped with a warning.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import torch
+
+from model.lifecycle import fsync_dir, write_json_durably
+
+MANIFEST = "keel_manifest.json"
+_ITER = re.compile(r"^iter_(\d{7})$")
 
 
 def step_dir(root: str | Path, step: int) -> Path:
@@ -23,10 +34,93 @@ def step_dir(root: str | Path, step: int) -> Path:
 
 
 def latest_step(root: str | Path) -> int | None:
+    """The step the `latest` pointer names (a hint: `newest_valid_step` is what resuming uses)."""
     marker = Path(root) / "latest"
     if not marker.is_file():
         return None
     return int(marker.read_text().strip())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(target: Path) -> dict:
+    """Record every file of a complete checkpoint (size, sha256), durably."""
+    files = [{"path": str(p.relative_to(target)), "size": p.stat().st_size, "sha256": _sha256(p)}
+             for p in sorted(target.rglob("*")) if p.is_file() and p.name != MANIFEST]
+    manifest = {"files": files, "bytes": sum(f["size"] for f in files)}
+    for p in {target, *(Path(target / f["path"]).parent for f in files)}:
+        fsync_dir(p)
+    write_json_durably(target / MANIFEST, manifest)
+    return manifest
+
+
+def verify(target: Path, hashes: bool = True) -> str | None:
+    """None when the checkpoint is complete and intact, else what is wrong."""
+    path = target / MANIFEST
+    if not path.is_file():
+        return "no manifest (the save did not finish)"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"unreadable manifest ({exc})"
+    for f in manifest["files"]:
+        p = target / f["path"]
+        if not p.is_file():
+            return f"{f['path']} is missing"
+        if p.stat().st_size != f["size"]:
+            return f"{f['path']} has {p.stat().st_size} bytes, the manifest says {f['size']}"
+        if hashes and _sha256(p) != f["sha256"]:
+            return f"{f['path']} does not match its sha256"
+    return None
+
+
+def steps_on_disk(root: str | Path) -> list[int]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted((int(m.group(1)) for p in root.iterdir() if (m := _ITER.match(p.name)) and p.is_dir()), reverse=True)
+
+
+def newest_valid_step(root: str | Path, warn=print) -> int | None:
+    """The newest checkpoint that verifies; broken ones are reported and skipped."""
+    for step in steps_on_disk(root):
+        problem = verify(step_dir(root, step))
+        if problem is None:
+            return step
+        warn(f"checkpoint {step_dir(root, step)} skipped: {problem}")
+    return None
+
+
+def commit_latest(root: str | Path, step: int) -> None:
+    """Move the `latest` pointer (after the checkpoint and its manifest are durable)."""
+    tmp = Path(root) / f".latest.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(str(step))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, Path(root) / "latest")
+    fsync_dir(root)
+
+
+def prune(root: str | Path, keep: int) -> list[int]:
+    """Delete all but the newest `keep` valid checkpoints (size check only), and broken ones older than them."""
+    if keep <= 0:
+        return []
+    kept, removed = 0, []
+    for step in steps_on_disk(root):
+        if kept < keep and verify(step_dir(root, step), hashes=False) is None:
+            kept += 1
+            continue
+        if kept >= keep:
+            shutil.rmtree(step_dir(root, step), ignore_errors=True)
+            removed.append(step)
+    return removed
 
 
 def _layout() -> list[int]:
@@ -66,16 +160,73 @@ def _restore_rng(state: dict) -> None:
     tensor_parallel.get_cuda_rng_tracker().set_states(state["tracker"])
 
 
+_writer_manager = None
+
+
+def _writer_manager_init() -> None:
+    """In megatron's checkpoint-writer manager process: survive the stop signals sent to the whole job (the trainer
+    is saving on their account and needs it), and die with the trainer (PR_SET_PDEATHSIG) instead."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def protect_writer() -> None:
+    """megatron-core's torch_dist save collects results through a multiprocessing manager it spawns on first use.
+    A scheduler's SIGTERM or SIGUSR1 reaches every process of the job, so the manager died exactly when the trainer
+    saved a checkpoint on its way out. Start that manager here, immune to those signals."""
+    global _writer_manager
+    from megatron.core.dist_checkpointing.strategies import filesystem_async
+
+    if filesystem_async._results_queue is not None:
+        return
+    import multiprocessing as mp
+    from multiprocessing.managers import SyncManager
+
+    _writer_manager = SyncManager(ctx=mp.get_context("spawn"))
+    _writer_manager.start(initializer=_writer_manager_init)
+    filesystem_async._results_queue = _writer_manager.Queue()
+
+
 # Distributed-optimizer state is saved in megatron-core's dp_reshardable format: fully parallel, reloadable under
 # another data-parallel size. (Its fully_reshardable format does not load without Apex/TE in megatron-core 0.16.1.)
 OPTIMIZER_METADATA = {"distrib_optim_sharding_type": "dp_reshardable"}
 
 
-def save(root: str | Path, step: int, model, optimizer, scheduler, extra: dict) -> Path:
+class FenceLost(RuntimeError):
+    """Another run took the output root: this job must not move its checkpoint pointer."""
+
+
+def check_fence(path: str, token: str) -> None:
+    if not path:
+        return
+    try:
+        owner = json.loads(Path(path).read_text()).get("token")
+    except (OSError, ValueError):
+        owner = None
+    if owner != token:
+        raise FenceLost(f"the output root now belongs to another run (lock record {path}); stopping without "
+                        "moving the checkpoint pointer")
+
+
+def save(root: str | Path, step: int, model, optimizer, scheduler, extra: dict, keep: int = 0,
+         fence: tuple[str, str] = ("", "")) -> Path:
+    """Save a checkpoint on every rank; rank 0 then writes its manifest, checks the output-root fence, moves
+    `latest` and prunes old ones."""
     from megatron.core import dist_checkpointing
 
+    protect_writer()
     target = step_dir(root, step)
     if torch.distributed.get_rank() == 0:
+        if target.exists():  # a save of this step that never finished
+            shutil.rmtree(target)
         target.mkdir(parents=True, exist_ok=True)
     torch.distributed.barrier()
     model_sd = model.sharded_state_dict()
@@ -86,9 +237,10 @@ def save(root: str | Path, step: int, model, optimizer, scheduler, extra: dict) 
     dist_checkpointing.save(state, str(target))
     torch.distributed.barrier()
     if torch.distributed.get_rank() == 0:
-        tmp = Path(root) / f".latest.{os.getpid()}"
-        tmp.write_text(str(step))
-        os.replace(tmp, Path(root) / "latest")
+        check_fence(*fence)  # a job whose run lost the output root leaves no valid checkpoint behind
+        write_manifest(target)
+        commit_latest(root, step)
+        prune(root, keep)
     torch.distributed.barrier()
     return target
 

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
     spec = job.spec
     device = init_distributed(1, 1, job.seed)
-    model = build_model(spec)  # fp32 for scoring, also when the checkpoint was trained in bf16
+    model = build_model(spec, bf16=False, attention="sdpa", recompute="none")  # fp32 scoring, even of a bf16 model
     checkpoint.load(job.checkpoint, model)
     model.eval()
     tokenizer = Tokenizer.from_file(job.tokenizer)

@@ -113,8 +113,9 @@ def layer_spec(spec: ModelSpec, attention: str = "sdpa"):
     return use_backend(local, attention)
 
 
-def build_model(spec: ModelSpec, bf16: bool = False, attention: str = "sdpa", recompute: str = "none"):
-    """The GPTModel chunk for this pipeline stage."""
+def build_model(spec: ModelSpec, bf16: bool, attention: str, recompute: str):
+    """The GPTModel chunk for this pipeline stage (`attention`: 'sdpa' | 'unfused'; `recompute`: 'none' |
+    'selective' | 'full'; training passes its job's values, scoring 'sdpa' and 'none')."""
     from megatron.core import parallel_state
     from megatron.core.models.gpt.gpt_model import GPTModel
 

@@ -54,6 +54,11 @@ class TrainJob:
     weight_decay: float
     clip_grad: float
     save_interval: int
+    """Checkpoint every N steps (0: not by step count)."""
+    save_interval_s: float
+    """Also checkpoint when this many seconds passed since the last one (0: not by time)."""
+    keep_checkpoints: int
+    """Keep the newest N complete checkpoints, delete older ones (0: keep all)."""
     attention: str
     recompute: str
     distributed_optimizer: bool
@@ -67,11 +72,20 @@ class TrainJob:
     eod: int
     tokenizer_vocab: int
     out_dir: str
-    """Checkpoints folder (iter_NNNNNNN + latest)."""
+    """Checkpoints folder (iter_NNNNNNN with their manifests + latest): outside the stage folder, so a redo of
+    the stage resumes instead of starting over."""
     init_from: str
     """A checkpoint to start from (weights only), or ''."""
     metrics_path: str
     result_path: str
+    heartbeat_dir: str
+    """Each rank's heartbeat file (step, last alive) for the launcher's hang watchdog."""
+    stopped_path: str
+    """Written (instead of result_path) when a signal stopped the job after saving a checkpoint."""
+    fence_path: str
+    """The output-root lock's owner record ('' for none): checked before each checkpoint pointer moves."""
+    fence_token: str
+    """This run's token in that record: another token means another run took the root, and this job stops."""
     skip_final_checkpoint: bool
     """Benchmarks only: measure, keep nothing."""
 

@@ -14,11 +14,17 @@ import json
 import math
 import os
 import resource
+import signal
 import time
 from functools import partial
 from pathlib import Path
 
-import torch
+from model.lifecycle import Heartbeat, StopRequest
+
+# before the slow imports when run as the trainer: a scheduler's signal may come at any time
+STOP = StopRequest().install() if __name__ == "__main__" else StopRequest()
+
+import torch  # noqa: E402
 
 from model import checkpoint
 from model.data import ShardTokenizer, build_blended, realized_mix
@@ -78,6 +84,20 @@ def _peak_flops() -> float | None:
     return None
 
 
+def _agreed_resume_step(out_dir: Path, rank0: bool) -> int | None:
+    """Rank 0 picks the newest checkpoint that verifies (skipping broken ones); every rank resumes from it."""
+    choice = [checkpoint.newest_valid_step(out_dir, warn=lambda m: print(f"warning: {m}", flush=True))
+              if rank0 else None]
+    torch.distributed.broadcast_object_list(choice, src=0)
+    return choice[0]
+
+
+def _agree(stop: bool, timed: bool, device: str) -> tuple[bool, bool]:
+    flags = torch.tensor([int(stop), int(timed)], dtype=torch.int32, device=device)
+    torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+    return bool(flags[0]), bool(flags[1])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True)
@@ -116,13 +136,16 @@ def main(argv: list[str] | None = None) -> None:
         wd_incr_steps=steps, wd_incr_style="constant")
 
     out_dir = Path(job.out_dir)
-    start = 0
-    resumed = checkpoint.latest_step(out_dir)
+    rank0 = torch.distributed.get_rank() == 0
+    start, loss = 0, float("nan")
+    resumed = _agreed_resume_step(out_dir, rank0)
     if resumed is not None:
         state = checkpoint.load(checkpoint.step_dir(out_dir, resumed), model, optimizer, scheduler, rng=True)
-        start = state["step"]
+        start, loss = state["step"], float((state["extra"] or {}).get("loss", float("nan")))
         if not state["rng_restored"]:  # new parallel layout: a deterministic fresh stream per (seed, step)
             torch.manual_seed(job.seed + start)
+        if rank0:
+            print(f"resuming from checkpoint step {resumed}", flush=True)
     elif job.init_from:
         checkpoint.load(job.init_from, model)  # weights only: fresh optimizer, LR re-warm-up
 
@@ -132,13 +155,21 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = ShardTokenizer(job.tokenizer_vocab, job.eod, job.data.identity)
     dataset = build_blended(prefixes, weights, steps * gbs, spec.seq_length, tokenizer, job.seed,
                             str(out_dir / "data_cache"))
-    rank0 = torch.distributed.get_rank() == 0
     metrics = open(job.metrics_path, "a") if rank0 else None
     forward_backward = get_forward_backward_func()
     peak = _peak_flops()
     world = torch.distributed.get_world_size()
     tokens_per_step = gbs * spec.seq_length
-    loss = float("nan")
+    stop = STOP
+    heartbeat = Heartbeat(job.heartbeat_dir, torch.distributed.get_rank(), stop=stop).start(start)
+    last_save = time.monotonic()
+
+    def save(done: int) -> None:
+        nonlocal last_save
+        checkpoint.save(out_dir, done, model, optimizer, scheduler, {"consumed_samples": done * gbs, "loss": loss},
+                        keep=job.keep_checkpoints, fence=(job.fence_path, job.fence_token))
+        last_save = time.monotonic()
+
     for step in range(start, steps):
         t0 = time.perf_counter()
         ddp.zero_grad_buffer()
@@ -169,10 +200,27 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step + 1}/{steps} loss {loss:.4f} lr {rec['lr']:.2e} grad_norm {rec['grad_norm'] or 0:.3f} "
                   f"tokens/s {tps:,.0f} eta {eta:.0f}s", flush=True)
         done = step + 1
+        heartbeat.completed(done)
+        # one small collective per step: did any rank get a stop signal, is a timed checkpoint due (rank 0's clock)
+        stopping, timed = _agree(stop.requested, rank0 and job.save_interval_s > 0
+                                 and time.monotonic() - last_save >= job.save_interval_s, device)
         final = done == steps and not job.skip_final_checkpoint  # benchmarks measure, keep nothing
-        if (job.save_interval and done % job.save_interval == 0) or final:
-            checkpoint.save(out_dir, done, model, optimizer, scheduler, {"consumed_samples": done * gbs})
+        if stopping:
+            if done < steps or not job.skip_final_checkpoint:
+                save(done)
+            if rank0:
+                stop.write(job.stopped_path, done)
+                metrics.close()
+                print(f"stopped by {signal.Signals(stop.signal or signal.SIGTERM).name} after step {done}; "
+                      f"checkpoint saved", flush=True)
+            heartbeat.close()
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+            return
+        if (job.save_interval and done % job.save_interval == 0) or timed or final:
+            save(done)
 
+    heartbeat.close()
     mix = realized_mix(dataset, prefixes, steps * gbs)
     if rank0:
         last = None if job.skip_final_checkpoint else str(checkpoint.step_dir(out_dir, steps))

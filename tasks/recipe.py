@@ -18,6 +18,7 @@ from typing import Any
 
 from tasks.core.cluster import DaskConfig
 from tasks.core.config import RecipeError, as_dict, build, suggest
+from tasks.core.storage import ALLOWED_SCHEMES, scheme_of
 from tasks.curate.config import CurateConfig
 from tasks.evaluate.config import EvaluateConfig
 from tasks.govern.contracts import ContractsConfig
@@ -54,6 +55,9 @@ class RunConfig:
             p.append("[run]: retries and retry_delay_s must be >= 0")
         if not self.registered_model.strip() or "'" in self.registered_model:
             p.append(f"[run].registered_model = {self.registered_model!r}: give a name without quotes")
+        scheme = scheme_of(self.output_root)
+        if scheme not in ALLOWED_SCHEMES:
+            p.append(f"[run].output_root = {self.output_root!r}: scheme {scheme!r} is not one of {sorted(ALLOWED_SCHEMES)}")
         return p
 
 
@@ -117,7 +121,11 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         target = raw.setdefault(keys[0], {})
         for k in keys[1:-1]:
             target = target.setdefault(k, {})
-        target[keys[-1]] = value
+            if not isinstance(target, dict):
+                problems.append(f"override {text!r}: {'.'.join(keys[:keys.index(k) + 1])} is a value, not a table")
+                break
+        else:
+            target[keys[-1]] = value
     sections = {}
     for name in SECTIONS:
         try:
@@ -153,8 +161,8 @@ def _manifest_domains(sources: SourcesConfig) -> tuple[dict[str, str], list[str]
 
 def check_recipe(r: Recipe) -> list[str]:
     """Every problem of the recipe as a whole, each naming the key and the fix (empty: valid)."""
-    problems = [p for name in ("run", "sources", "legal", "dask", "curate", "contracts", "tokenize", "evaluate")
-                for p in getattr(r, name).check()]
+    problems = [p for name in ("run", "sources", "legal", "dask", "curate", "contracts", "tokenize", "evaluate",
+                               "baseline") for p in getattr(r, name).check()]
     problems += r.model.check()
     for name in ("pretrain", "specialize"):
         problems += getattr(r, name).check(f"[{name}]")
@@ -181,7 +189,7 @@ def check_recipe(r: Recipe) -> list[str]:
             problems.append(f"{keys}: the registered model is exported to Hugging Face in the GPT-2 layout "
                             "(learned positions, LayerNorm, GeLU, tied embeddings, dense), which cannot express it; "
                             "use the GPT-2 settings to train a model keel can register")
-    if r.baseline.enabled:
+    if r.baseline.enabled and not r.baseline.check():
         b = baseline_settings(r.model, r.pretrain, r.specialize, r.baseline, r.run.seed)
         problems += b.model.check("[baseline]") + b.train.check("[baseline]")
     return problems

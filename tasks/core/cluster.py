@@ -4,7 +4,9 @@ The cluster starts lazily, on the first stage that needs it, so a fully cached r
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from dataclasses import dataclass
 
 import pandas as pd
@@ -36,6 +38,25 @@ class DaskConfig:
         return p
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _environment_kept():
+    """Starting a LocalCluster sets OMP/MKL/OpenBLAS_NUM_THREADS=1 in this process's environment (meant for its
+    workers); every training job started later would inherit it and run single-threaded (and compute differently
+    from the same job started elsewhere). Put the variables back as they were."""
+    saved = {k: os.environ.get(k) for k in THREAD_VARS}
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class Cluster:
     def __init__(self, address: str = "", n_workers: int = 2, memory_limit: str = "4GiB", logger=None):
         self.address, self.n_workers, self.memory_limit = address, n_workers, memory_limit
@@ -52,10 +73,11 @@ class Cluster:
             if self.address:
                 self._client = Client(self.address, timeout="30s")
             else:
-                self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                                             memory_limit=self.memory_limit, host="127.0.0.1",
-                                             dashboard_address=None, silence_logs=logging.ERROR)
-                self._client = Client(self._cluster)
+                with _environment_kept():
+                    self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
+                                                 memory_limit=self.memory_limit, host="127.0.0.1",
+                                                 dashboard_address=None, silence_logs=logging.ERROR)
+                    self._client = Client(self._cluster)
         return self._client
 
     def map(self, fn, *iterables, progress: str = "", cost: list[float] | None = None, **kwargs) -> list:

@@ -9,9 +9,11 @@ it reads. The result is a frozen dataclass: it is what the stage marker stores (
 downstream stages receive; nothing else passes between stages. Paths inside results are relative to the output
 root, so a marker means the same on every machine.
 
-The cache key of a run of a stage = its name + its config + its inputs (upstream results, which carry their own
-stage paths, so upstream keys are included) + the source of its import closure + the versions of the libraries
-that shape its output + the content of the data files it reads (tasks/core/cachekey.py).
+The cache key of a run of a stage = its name + the part of its config that shapes its output + the content of its
+inputs (upstream results that point at files carry their stage's path, hence its key; the others, such as the legal
+stage's decisions, count by value) + the source of its import closure + the versions of the libraries that shape
+its output + the content of the data files it reads (tasks/core/cachekey.py). A finished stage is reused only if
+the files its marker lists are still there as written.
 """
 from __future__ import annotations
 
@@ -56,6 +58,9 @@ class Runtime:
     tracker: Any = None
     run_info: dict[str, str] = field(default_factory=dict)
     """Facts about this run that are not inputs (flow run id and URL): never part of a cache key."""
+    fence: tuple[str, str] = ("", "")
+    """(local path of the output-root lock's owner record, this run's token), for processes that write progress
+    pointers (training checkpoints) to check they still own the root; ('', '') when there is none."""
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,20 @@ class StageDef:
     """Modules read as data (not imported) that shape the output, e.g. a models-from-code file."""
     always_run: bool = False
     """Run even when a marker exists (the stage checks an external source of truth itself, e.g. the registry)."""
+    outputs_beside: Callable[[Any], tuple[str, ...]] | None = None
+    """outputs_beside(result) -> output-root-relative paths outside the stage folder that the result refers to (a
+    checkpoint kept where a redo does not wipe it): listed in the marker's file manifest and verified with it."""
+    key_config: Callable[[Any], Any] | None = None
+    """key_config(cfg) -> the part of the config that shapes the output (default: all of it). Operational settings
+    (timeouts, where a job runs) stay out, so changing them resumes the same work instead of starting anew."""
 
     @property
     def code_roots(self) -> tuple[str, ...]:
         return (self.run.__module__, *self.subprocess_modules, *self.extra_code)
 
     def key_parts(self, name: str, cfg: Any, inputs: Any) -> dict[str, Any]:
-        return {"stage": name, "config": as_dict(cfg) if cfg is not None else None,
+        shaping = self.key_config(cfg) if self.key_config and cfg is not None else cfg
+        return {"stage": name, "config": as_dict(shaping) if shaping is not None else None,
                 "inputs": dump(inputs) if inputs is not None else None,
                 "code": cachekey.code_hash(self.code_roots), "libraries": cachekey.library_versions(self.code_roots),
                 "data": self.reads(cfg, inputs) if self.reads else None}

@@ -7,7 +7,9 @@ Results refer to files by paths relative to the output root (`StageDir.rel`), re
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import posixpath
 import uuid
 from dataclasses import dataclass
@@ -17,6 +19,10 @@ from typing import Any
 import fsspec
 
 MARKER = "_SUCCESS"
+HASH_MAX_BYTES = 256 * 2**20
+"""Files up to this size get a sha256 in the stage's file manifest (all get their size)."""
+VERIFY_HASH_MAX_BYTES = 2**20
+"""On a cache hit, files up to this size are re-hashed; larger ones are checked by size (a cheap, complete listing)."""
 ALLOWED_SCHEMES = {"file", "local", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
 
 
@@ -74,16 +80,31 @@ def resolve_data_uri(uri: str, data_root: str) -> str:
     return str(target)
 
 
+def fsync_path(path: str) -> None:
+    """Flush a local file (or folder entry) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_bytes_atomic(uri: str, data: bytes) -> None:
+    """Whole or absent after a crash: object stores PUT atomically; local files are written to a temporary name,
+    fsynced, renamed, and their folder fsynced."""
     fs, path = url_to_fs(uri)
-    if is_remote(uri):  # object stores: a PUT is atomic
+    if is_remote(uri):
         fs.pipe_file(path, data)
         return
+    folder = posixpath.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
-    with fs.open(tmp, "wb") as f:
+    with open(tmp, "wb") as f:
         f.write(data)
-    fs.mv(tmp, path)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_path(folder)
 
 
 def write_text(uri: str, text: str) -> None:
@@ -164,11 +185,13 @@ class StageDir:
         local = self.local(rel)
         if is_remote(self.root) and not Path(local).exists():
             fs, path = url_to_fs(self.at(rel))
+            tmp = f"{local}.part-{uuid.uuid4().hex[:8]}"  # renamed into place whole: never half a download
+            Path(local).parent.mkdir(parents=True, exist_ok=True)
             if fs.isdir(path):
-                fs.get(path.rstrip("/") + "/", local, recursive=True)
+                fs.get(path.rstrip("/") + "/", tmp, recursive=True)
             else:
-                Path(local).parent.mkdir(parents=True, exist_ok=True)
-                fs.get_file(path, local)
+                fs.get_file(path, tmp)
+            os.replace(tmp, local)
         return local
 
     def fetch_dataset(self, prefix: str) -> str:
@@ -177,17 +200,66 @@ class StageDir:
             self.fetch(prefix + ext)
         return self.local(prefix)
 
-    def upload(self) -> None:
-        """Copy the local mirror of this stage folder to the remote output root (no-op for a local root)."""
-        if is_remote(self.uri):
-            fs, path = url_to_fs(self.uri)
-            fs.put(self.local().rstrip("/") + "/", path, recursive=True)
+    def upload(self, rel: str = "") -> None:
+        """Copy the local mirror of this stage folder (or of an output-root-relative path) to the remote output
+        root; a no-op for a local root."""
+        uri = self.at(rel) if rel else self.uri
+        if is_remote(uri):
+            fs, path = url_to_fs(uri)
+            local = self.local(rel)
+            if Path(local).is_dir():
+                fs.put(local.rstrip("/") + "/", path, recursive=True)
+            else:
+                fs.put_file(local, path)
 
     def is_done(self) -> bool:
         return exists(self.path(MARKER))
 
     def marker(self) -> dict:
         return read_json(self.path(MARKER))
+
+    def _listing(self, rels: tuple[str, ...]) -> dict[str, int]:
+        """{output-root-relative path: size} of every file of this stage folder and of `rels` (folders or files)."""
+        out: dict[str, int] = {}
+        for rel in ("", *rels):
+            uri = self.at(rel) if rel else self.uri
+            fs, base = url_to_fs(uri)
+            if not fs.exists(base):
+                continue
+            found = fs.find(base, detail=True) if fs.isdir(base) else {base: fs.info(base)}
+            _, root_path = url_to_fs(self.root)
+            for p, info in found.items():
+                r = posixpath.relpath(p, root_path.rstrip("/")) if is_remote(self.root) else os.path.relpath(p, root_path)
+                if posixpath.basename(r) != MARKER:
+                    out[r] = int(info.get("size") or 0)
+        return out
+
+    def file_manifest(self, rels: tuple[str, ...] = ()) -> dict[str, dict]:
+        """Every output file (this folder and `rels`) with its size, and sha256 up to HASH_MAX_BYTES."""
+        out = {}
+        for r, size in sorted(self._listing(rels).items()):
+            out[r] = {"size": size}
+            if size <= HASH_MAX_BYTES:
+                out[r]["sha256"] = hashlib.sha256(read_bytes(self.at(r))).hexdigest()
+        return out
+
+    def verify(self) -> str | None:
+        """None when every file the marker lists is present with its size (small files: its sha256), else what
+        differs. A stage that fails this is redone, never trusted."""
+        marker = self.marker()
+        files = marker.get("files")
+        if files is None:
+            return "the marker has no file manifest"
+        listing = self._listing(tuple(marker.get("also", [])))
+        for r, f in files.items():
+            if r not in listing:
+                return f"{r} is missing"
+            if listing[r] != f["size"]:
+                return f"{r} has {listing[r]} bytes, the marker says {f['size']}"
+            if "sha256" in f and f["size"] <= VERIFY_HASH_MAX_BYTES and \
+                    hashlib.sha256(read_bytes(self.at(r))).hexdigest() != f["sha256"]:
+                return f"{r} does not match its sha256"
+        return None
 
     def begin(self) -> None:
         """Remove any half-written attempt, then create the folder."""
@@ -197,8 +269,10 @@ class StageDir:
         if not is_remote(self.uri):
             fs.makedirs(path, exist_ok=True)
 
-    def commit(self, result: dict, key: dict | None = None) -> dict:
-        """Write the marker last: the stage's typed result (JSON) and the parts of its cache key."""
-        marker = {"stage": self.stage, "hash": self.hash, "result": result, "key": key or {}}
+    def commit(self, result: dict, key: dict | None = None, also: tuple[str, ...] = ()) -> dict:
+        """Write the marker last: the stage's typed result (JSON), the parts of its cache key, and the manifest of
+        its files (this folder plus the output-root-relative paths `also`, e.g. a checkpoint kept beside it)."""
+        marker = {"stage": self.stage, "hash": self.hash, "result": result, "key": key or {},
+                  "also": list(also), "files": self.file_manifest(also)}
         write_json(self.path(MARKER), marker)
         return marker

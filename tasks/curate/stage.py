@@ -54,6 +54,8 @@ class CurateResult:
     partitions: int
     funnel_chart: str
     """Output-root-relative path of curation_funnel.png."""
+    steps: tuple[str, ...]
+    """The rules every kept document passed, in order (the ledger records them)."""
 
 
 def _step_dir(stage_uri: str, step: str, steps: tuple[str, ...]) -> str:
@@ -159,7 +161,8 @@ def run(cfg: CurateConfig, inputs: CurateInputs, out: StageDir, rt: Runtime) -> 
         chart = Path(funnel_chart(funnel, f"{tmp}/curation_funnel.png"))
         write_bytes_atomic(out.path(chart.name), chart.read_bytes())
     return CurateResult(data=out.rel("data"), counts=Counts(total_in, kept, total_in - kept), funnel=tuple(funnel),
-                        rejected_by_reason=dict(by_reason), partitions=len(parts), funnel_chart=out.rel(chart.name))
+                        rejected_by_reason=dict(by_reason), partitions=len(parts), funnel_chart=out.rel(chart.name),
+                        steps=tuple(cfg.steps))
 
 
 def reads(cfg: CurateConfig, inputs: CurateInputs) -> list:

@@ -76,6 +76,21 @@ class DocumentPolicy:
 
 
 @dataclass(frozen=True)
+class SourceData:
+    """What reading and labelling a source's documents needs (the rest of its manifest does not shape the data)."""
+
+    id: str
+    domain: str
+    license: str
+    format: str
+    data_uri: str
+    text_field: str
+    id_field: str
+    url_field: str
+    license_field: str
+
+
+@dataclass(frozen=True)
 class SourceManifest:
     id: str
     name: str
@@ -95,6 +110,11 @@ class SourceManifest:
     reviewer: str
     review_date: str
     review_notes: str
+
+    def data(self) -> SourceData:
+        return SourceData(id=self.id, domain=self.domain, license=self.license, format=self.format,
+                          data_uri=self.data_uri, text_field=self.text_field, id_field=self.id_field,
+                          url_field=self.url_field, license_field=self.license_field)
 
     def provenance(self) -> dict:
         return {"id": self.id, "origin": self.origin, "owner": self.owner, "license": self.license,

@@ -14,7 +14,7 @@ import pandas as pd
 import zstandard
 
 from tasks.core.storage import url_to_fs
-from tasks.govern.legal import SourceManifest
+from tasks.govern.legal import SourceData
 
 DOC_COLUMNS = ["doc_id", "source_id", "domain", "license", "native_id", "text", "url", "origin_file", "content_sha256"]
 REJECT_COLUMNS = ["source_id", "origin_file", "record", "raw", "reject_step", "reject_reason"]
@@ -43,7 +43,7 @@ def list_files(uri: str, fmt: str) -> list[str]:
 
 
 class _Collector:
-    def __init__(self, source: SourceManifest, origin: str, max_bytes: int):
+    def __init__(self, source: SourceData, origin: str, max_bytes: int):
         self.s, self.origin, self.max_bytes = source, origin, max_bytes
         self.docs: list[dict] = []
         self.rejects: list[dict] = []
@@ -222,7 +222,7 @@ def _read_warc(c: _Collector, uri: str) -> None:
 READERS = {"jsonl": _read_jsonl, "parquet": _read_parquet, "text": _read_text, "warc": _read_warc}
 
 
-def read_file(uri: str, source: SourceManifest, max_bytes: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_file(uri: str, source: SourceData, max_bytes: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read one file of a source (its manifest names the format and the field names)."""
     c = _Collector(source, uri, max_bytes)
     READERS[source.format](c, uri)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from tasks.core.cluster import write_parquet
 from tasks.core.stage import Counts, Runtime, StageDef
 from tasks.core.storage import StageDir, url_to_fs
-from tasks.govern.legal import SourceManifest
+from tasks.govern.legal import SourceData
 from tasks.ingest.readers import list_files, read_file
 
 
@@ -25,8 +25,8 @@ class IngestSettings:
 
 @dataclass(frozen=True)
 class IngestInputs:
-    sources: tuple[SourceManifest, ...]
-    """The sources the legal gate approved."""
+    sources: tuple[SourceData, ...]
+    """The sources the legal gate approved (what reading them needs)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class IngestResult:
     files: int
 
 
-def _ingest_file(uri: str, source: SourceManifest, docs_prefix: str, rejects_prefix: str, partition_rows: int,
+def _ingest_file(uri: str, source: SourceData, docs_prefix: str, rejects_prefix: str, partition_rows: int,
                  max_doc_bytes: int) -> dict:
     docs, rejects = read_file(uri, source, max_doc_bytes)
     for i, start in enumerate(range(0, len(docs), partition_rows)):

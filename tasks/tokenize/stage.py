@@ -20,7 +20,7 @@ from tasks.core.cluster import list_parts, write_parquet
 from tasks.core.stage import Counts, Runtime, StageDef
 from tasks.core.storage import StageDir, is_remote, read_bytes, remove_tree, write_bytes_atomic
 from tasks.curate.stage import CurateResult
-from tasks.govern.legal import SourceManifest
+from tasks.govern.legal import SourceData
 from tasks.tokenize.ledger import LedgerInfo, build_ledger
 from tasks.tokenize.bpe import EOD, TokenizerInfo, load_tokenizer, train_tokenizer
 from tasks.tokenize.config import TokenizeConfig
@@ -30,10 +30,8 @@ from tasks.tokenize.shards import SPLITS, encode_part, merge_shards
 @dataclass(frozen=True)
 class TokenizeInputs:
     curated: CurateResult
-    sources: tuple[SourceManifest, ...]
+    sources: tuple[SourceData, ...]
     """For each dataset's domain and licence."""
-    curate_steps: tuple[str, ...]
-    """The curation rules every document passed (recorded in the ledger)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def run(cfg: TokenizeConfig, inputs: TokenizeInputs, out: StageDir, rt: Runtime)
     remove_tree(out.path("shards"))
     doc_index = pd.DataFrame(index_rows, columns=["doc_id", "source_id", "split", "dataset", "position", "num_tokens"])
     write_parquet(doc_index, out.path("doc_index.parquet"))
-    ledger = build_ledger(parts, out.path("doc_index.parquet"), inputs.curate_steps, out.path("ledger.parquet"),
+    ledger = build_ledger(parts, out.path("doc_index.parquet"), inputs.curated.steps, out.path("ledger.parquet"),
                           out.rel("ledger.parquet"), rt.cluster)
     n_docs = sum(d.num_docs for d in datasets)
     received = inputs.curated.counts.kept

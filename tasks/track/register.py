@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from tasks.core.stage import Counts, Runtime, StageDef
+from tasks.core.stage import Runtime, StageDef
 from tasks.core.storage import StageDir
 from tasks.evaluate.stage import EvaluateResult
 from tasks.govern.legal import LegalResult
@@ -34,8 +34,6 @@ class RegisterInputs:
     legal: LegalResult
     tokenized: TokenizeResult
     evaluation: EvaluateResult
-    stage_hashes: dict[str, str]
-    counts: dict[str, Counts]
 
 
 @dataclass(frozen=True)
@@ -55,20 +53,24 @@ def git_commit() -> str:
         return "unknown"
 
 
-def lineage_tags(inputs: RegisterInputs, out: StageDir, flow_run_id: str, mlflow_run_id: str) -> dict[str, str]:
+def lineage_tags(inputs: RegisterInputs, out: StageDir, run_info: dict[str, str], mlflow_run_id: str) -> dict[str, str]:
+    """The version's lineage: stage hashes, sources and licences, tokens per source and licence, the ledger,
+    contracts, counts, the gate's figures, the code and the runs that made it."""
     g = inputs.evaluation.gate
     sources = inputs.legal.sources
     ledger = inputs.tokenized.ledger
-    tags = {f"keel.stage_hash.{k}": v for k, v in inputs.stage_hashes.items()}
+    contracts = json.loads(run_info.get("contracts", "{}"))
+    tags = {f"keel.stage_hash.{k}": v for k, v in json.loads(run_info.get("stage_hashes", "{}")).items()}
     tags.update({
         "keel.sources": ",".join(s.id for s in sources),
         "keel.licenses": json.dumps({s.id: s.license for s in sources}, sort_keys=True),
         "keel.domains": json.dumps({s.id: s.domain for s in sources}, sort_keys=True),
-        "keel.prefect_flow_run_id": flow_run_id,
+        "keel.prefect_flow_run_id": run_info.get("flow_run_id", ""),
         "keel.mlflow_run_id": mlflow_run_id,
         "keel.git_commit": git_commit(),
-        "keel.contracts": "passed",  # a failed contract stops the run before this stage
-        "keel.counts": json.dumps({k: c.row() for k, c in inputs.counts.items()}, sort_keys=True),
+        "keel.contracts": "passed" if contracts and all(contracts.values()) else "unknown",
+        "keel.contracts_checked": ",".join(sorted(contracts)),
+        "keel.counts": run_info.get("counts", "{}"),
         "keel.gate.promote": str(g.promote).lower(),
         "keel.gate.reasons": "; ".join(g.reasons) or "all checks passed",
         "keel.ledger_uri": out.at(ledger.path), "keel.ledger_sha256": ledger.sha256,
@@ -105,7 +107,7 @@ def run(cfg: RegisterSettings, inputs: RegisterInputs, out: StageDir, rt: Runtim
     info = t.log_pyfunc_model(str(SERVING), artifacts, name="model", registered=cfg.name,
                               pip_requirements=pip_requirements())
     v = info["version"]
-    tags = lineage_tags(inputs, out, rt.run_info.get("flow_run_id", ""), t.run_id or "")
+    tags = lineage_tags(inputs, out, rt.run_info, t.run_id or "")
     if rt.run_info.get("flow_run_url"):
         tags["keel.prefect_flow_run_url"] = rt.run_info["flow_run_url"]
     t.tag_version(cfg.name, v, {**tags, "keel.register_hash": out.hash}, description(inputs))
@@ -115,4 +117,5 @@ def run(cfg: RegisterSettings, inputs: RegisterInputs, out: StageDir, rt: Runtim
     return RegisterResult(cfg.name, str(v), tuple(t.aliases(cfg.name, v)), reused=False)
 
 
-STAGE = StageDef(name="register", run=run, result=RegisterResult, extra_code=("model.serving",), always_run=True)
+STAGE = StageDef(name="register", run=run, result=RegisterResult, extra_code=("model.serving", "tasks.track.tracking"),
+                 always_run=True)

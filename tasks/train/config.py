@@ -103,8 +103,20 @@ class TrainConfig:
     """AdamW weight decay."""
     clip_grad: float = 1.0
     """Gradient-norm clipping threshold."""
-    save_interval: int = 0
-    """Checkpoint every N steps (0: only at the end)."""
+    save_interval: int = 100
+    """Checkpoint every N steps (0: not by step count). Checkpoints live outside the stage folder, keyed by the
+    stage's hash: re-running the same recipe after a crash resumes from the newest complete one."""
+    save_interval_s: float = 600.0
+    """Also checkpoint when this many seconds of training passed since the last checkpoint (0: not by time)."""
+    keep_checkpoints: int = 3
+    """Keep the newest N complete checkpoints (0: keep all)."""
+    hang_timeout_s: float = 1800.0
+    """Kill the job, naming the stuck rank, when no training step completes for this long (0: no watchdog)."""
+    stop_timeout_s: float = 120.0
+    """After SIGTERM/SIGINT/SIGUSR1, time the job has to save a checkpoint and exit before it is killed."""
+    max_resubmits: int = 3
+    """Cluster launchers: resubmit a job ended by its time limit, a preemption or a node failure this many times
+    (each resumes from its newest checkpoint)."""
     attention: Literal["sdpa", "unfused"] = "sdpa"
     """Core attention without Transformer Engine: 'sdpa' (torch's fused scaled_dot_product_attention: flash /
     memory-efficient kernels) or 'unfused' (megatron-core's DotProductAttention). TE's spec wins when installed."""
@@ -132,7 +144,12 @@ class TrainConfig:
     account: str = ""
     """Slurm account (empty: the user's default)."""
     time_limit: str = ""
-    """Slurm time limit ([D-]HH:MM:SS); empty: derived from timeout_s."""
+    """Slurm time limit of one job ([D-]HH:MM:SS); empty: derived from timeout_s. A job ended by it is
+    resubmitted (max_resubmits) and resumes from its checkpoint."""
+    gpus_per_node: int = -1
+    """Cluster launchers: GPUs to request per node (-1: one per training process; 0: a CPU job)."""
+    cpus_per_task: int = 0
+    """Slurm --cpus-per-task (0: the cluster default)."""
 
     @property
     def data_parallel(self) -> int:
@@ -147,8 +164,10 @@ class TrainConfig:
 
     def check(self, where: str) -> list[str]:
         p = []
-        if min(self.nproc, self.tensor_parallel, self.pipeline_parallel, self.nodes) < 1:
-            p.append(f"{where}: nproc, tensor_parallel, pipeline_parallel and nodes must be at least 1")
+        if min(self.nproc, self.tensor_parallel, self.pipeline_parallel, self.nodes, self.micro_batch_size,
+               self.global_batch_size) < 1:
+            p.append(f"{where}: nproc, tensor_parallel, pipeline_parallel, nodes, micro_batch_size and "
+                     "global_batch_size must be at least 1")
             return p
         if self.nproc % (self.tensor_parallel * self.pipeline_parallel):
             p.append(f"{where}.nproc = {self.nproc} must be a multiple of tensor_parallel * pipeline_parallel "
@@ -162,10 +181,14 @@ class TrainConfig:
             p.append(f"{where}.warmup_steps = {self.warmup_steps} must be below steps ({self.steps})")
         if self.lr <= 0 or not 0 <= self.min_lr <= self.lr:
             p.append(f"{where}: need lr > 0 and 0 <= min_lr <= lr (lr {self.lr}, min_lr {self.min_lr})")
-        if self.save_interval < 0 or self.timeout_s <= 0:
-            p.append(f"{where}: save_interval must be >= 0 and timeout_s > 0")
+        if min(self.save_interval, self.save_interval_s, self.keep_checkpoints, self.hang_timeout_s,
+               self.max_resubmits) < 0 or self.timeout_s <= 0 or self.stop_timeout_s <= 0:
+            p.append(f"{where}: save_interval, save_interval_s, keep_checkpoints, hang_timeout_s and max_resubmits "
+                     "must be >= 0; timeout_s and stop_timeout_s > 0")
         if not self.mix or any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
             p.append(f"{where}.mix needs non-negative weights with a positive sum, e.g. {{general = 1.0}}")
+        if self.gpus_per_node < -1 or self.cpus_per_task < 0:
+            p.append(f"{where}: gpus_per_node must be -1 (one per process), 0 (CPU) or more; cpus_per_task >= 0")
         if self.nproc % self.nodes:
             p.append(f"{where}.nproc = {self.nproc} must be a multiple of nodes ({self.nodes})")
         if self.launcher == "kubernetes" and not self.image:
@@ -203,6 +226,11 @@ class BaselineConfig:
     """Final learning rate."""
     warmup_steps: int = 10
     """Warm-up steps."""
+
+    def check(self) -> list[str]:
+        if self.enabled and min(self.global_batch_size, self.micro_batch_size) < 1:
+            return ["[baseline]: global_batch_size and micro_batch_size must be at least 1"]
+        return []
 
 
 @dataclass(frozen=True)

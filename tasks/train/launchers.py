@@ -1,46 +1,171 @@
 """Cluster launchers of a training job: a Slurm batch script or a Kubeflow PyTorchJob, rendered from the templates
 under infra/ (recipe values are checked against strict patterns by tasks/train/config.py before they get here),
-submitted, and waited for."""
+submitted under a name unique to the attempt, watched, and cancelled (`scancel`, `kubectl delete`) on timeout,
+hang, failure or when the run is asked to stop.
+
+`run_slurm` / `run_kubernetes` return how the attempt ended; tasks/train/stage.py decides whether to resubmit
+(time limit, preemption, node failure) and resumes from the newest checkpoint each time.
+"""
 from __future__ import annotations
 
+import json
 import string
+import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tasks.core.jobs import run_job
+from tasks.core.jobs import STOP, JobFailed, JobStopped, remote_job
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
+# Slurm states after which the same job, resubmitted, resumes from its checkpoint.
+RESUBMIT = {"TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"}
+POLL_S = 2.0
 
 
-def render_slurm(kind: str, config_path: str, work_dir: str, nodes: int, gpus_per_node: int, time_limit: str,
-                 partition: str = "", account: str = "", python: str = "python") -> str:
-    """A Slurm batch script running torchrun on every node (c10d rendezvous on the first node)."""
+@dataclass(frozen=True)
+class Outcome:
+    job_id: str
+    state: str
+    """The scheduler's final state (Slurm JobState; for Kubernetes: Succeeded / Failed)."""
+    exit_code: str
+
+
+def render_slurm(kind: str, config_path: str, work_dir: str, nodes: int, procs_per_node: int, time_limit: str,
+                 partition: str = "", account: str = "", python: str = "python", job_name: str = "",
+                 gpus_per_node: int | None = None, cpus_per_task: int = 0, signal_lead_s: int = 120,
+                 stop_timeout_s: int = 120) -> str:
+    """A Slurm batch script running torchrun on every node (c10d rendezvous on the first node). Slurm sends
+    SIGUSR1 `signal_lead_s` before the time limit: the trainers save a checkpoint and stop, and the job is
+    resubmitted to resume."""
+    gpus = procs_per_node if gpus_per_node is None else gpus_per_node
     tmpl = string.Template((INFRA / "slurm" / "train.sbatch.tmpl").read_text())
-    return tmpl.substitute(kind=kind, config_path=config_path, work_dir=work_dir, nodes=nodes,
-                           gpus_per_node=gpus_per_node, cpus_per_task=max(8, 8 * gpus_per_node),
-                           time_limit=time_limit, python=python,
-                           partition_line=f"#SBATCH --partition={partition}" if partition else "",
-                           account_line=f"#SBATCH --account={account}" if account else "")
+    lines = [f"#SBATCH --partition={partition}" if partition else "", f"#SBATCH --account={account}" if account else "",
+             f"#SBATCH --gpus-per-node={gpus}" if gpus else "", f"#SBATCH --cpus-per-task={cpus_per_task}" if cpus_per_task else ""]
+    return tmpl.substitute(kind=kind, job_name=job_name or f"keel-{kind}", config_path=config_path, work_dir=work_dir,
+                           nodes=nodes, procs_per_node=procs_per_node, time_limit=time_limit, python=python,
+                           signal_lead=max(int(signal_lead_s), 10), stop_timeout=int(stop_timeout_s),
+                           optional_lines="\n".join(x for x in lines if x))
 
 
 def render_pytorchjob(kind: str, config_path: str, work_dir: str, nodes: int, gpus_per_node: int, image: str,
-                      pvc: str = "keel-work") -> str:
-    """A Kubeflow PyTorchJob manifest (one master + nodes-1 workers)."""
-    import hashlib
-
+                      job_name: str, pvc: str = "keel-work", stop_timeout_s: int = 120) -> str:
+    """A Kubeflow PyTorchJob manifest (one master + nodes-1 workers) named for this attempt; deleting it gives the
+    pods `stop_timeout_s` (+30 s) to save a checkpoint."""
     tmpl = string.Template((INFRA / "k8s" / "pytorchjob.yaml.tmpl").read_text())
-    return tmpl.substitute(kind=kind, config_path=config_path, work_dir=work_dir, nodes=nodes,
+    return tmpl.substitute(kind=kind, config_path=config_path, work_dir=work_dir, nodes=nodes, job_name=job_name,
                            gpus_per_node=gpus_per_node, image=image, pvc=pvc, workers=max(nodes - 1, 0),
-                           job_suffix=hashlib.sha256(config_path.encode()).hexdigest()[:8])
+                           stop_timeout=int(stop_timeout_s), grace=int(stop_timeout_s) + 30)
 
 
-def submit(launcher: str, rendered_path: str, log: Callable[[str], None], timeout_s: float) -> None:
-    """Submit a rendered job and block until it ends (sbatch --wait / kubectl wait)."""
-    if launcher == "slurm":
-        run_job(["sbatch", "--wait", rendered_path], log, timeout_s)
-    elif launcher == "kubernetes":
-        run_job(["kubectl", "apply", "-f", rendered_path], log, 120)
-        run_job(["kubectl", "wait", "--for=condition=Succeeded", f"--timeout={int(timeout_s)}s", "-f", rendered_path],
-                log, timeout_s + 60)
-    else:
-        raise ValueError(f"unknown launcher {launcher!r}; use local, slurm or kubernetes")
+def _sh(cmd: list[str], timeout: float = 60) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise JobFailed(f"{' '.join(cmd)} failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-500:]}")
+    return proc.stdout.strip()
+
+
+def slurm_state(job_id: str) -> tuple[str, str]:
+    """(state, exit code) of a job: squeue while it is known there, then scontrol."""
+    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=30)
+    if out.returncode == 0 and out.stdout.strip():
+        return out.stdout.strip().splitlines()[0], ""
+    info = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30).stdout
+    fields = dict(kv.split("=", 1) for kv in info.split() if "=" in kv)
+    return fields.get("JobState", "UNKNOWN"), fields.get("ExitCode", "")
+
+
+class _LogTail:
+    """New lines of a file that another machine (the job) appends to."""
+
+    def __init__(self, path: Path, log: Callable[[str], None]):
+        self.path, self.log, self.pos = path, log, 0
+
+    def pump(self) -> None:
+        if not self.path.is_file():
+            return
+        with open(self.path, errors="replace") as f:
+            f.seek(self.pos)
+            for line in f.read().splitlines():
+                if line.strip():
+                    self.log(line)
+            self.pos = f.tell()
+
+
+def run_slurm(script: Path, log: Callable[[str], None], deadline: float, watchdog: Callable[[], str | None] | None,
+              stop_timeout_s: float) -> Outcome:
+    """Submit a batch script and follow it to its end. On timeout, hang, or a stop request the job is cancelled
+    (a stop first gets SIGUSR1 so the trainers save, then `scancel` after `stop_timeout_s`)."""
+    with remote_job(f"slurm:{script.name}"):  # from before submission: a stop signal never orphans the job
+        job_id = _sh(["sbatch", "--parsable", str(script)]).split(";")[0]
+        log(f"slurm job {job_id} submitted ({script.name})")
+        return _follow_slurm(job_id, _LogTail(script.parent / f"slurm-{job_id}.log", log), deadline, watchdog,
+                             stop_timeout_s)
+
+
+def _follow_slurm(job_id: str, tail: "_LogTail", deadline: float, watchdog: Callable[[], str | None] | None,
+                  stop_timeout_s: float) -> Outcome:
+    stop_deadline = None
+    try:
+        while True:
+            state, code = slurm_state(job_id)
+            tail.pump()
+            if state not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"):
+                tail.pump()
+                if STOP.is_set():
+                    raise JobStopped(f"slurm job {job_id} stopped ({state})")
+                return Outcome(job_id, state.split()[0], code)
+            now = time.monotonic()
+            if STOP.is_set():
+                if stop_deadline is None:
+                    stop_deadline = now + stop_timeout_s
+                    subprocess.run(["scancel", "--signal=USR1", job_id], capture_output=True, timeout=30)
+                elif now > stop_deadline:
+                    raise JobStopped(f"slurm job {job_id} did not stop within {stop_timeout_s:g} s: cancelled")
+            elif now > deadline:
+                raise JobFailed(f"slurm job {job_id} exceeded the stage timeout: cancelled")
+            elif state == "RUNNING" and watchdog:
+                hung = watchdog()
+                if hung:
+                    raise JobFailed(f"slurm job {job_id} hung: {hung}; cancelled")
+            time.sleep(POLL_S)
+    except BaseException:
+        subprocess.run(["scancel", job_id], capture_output=True, timeout=30)
+        raise
+
+
+def run_kubernetes(manifest: Path, job_name: str, log: Callable[[str], None], deadline: float,
+                   watchdog: Callable[[], str | None] | None, stop_timeout_s: float) -> Outcome:
+    """Apply a PyTorchJob and follow its conditions; delete it on timeout, hang, failure or a stop request."""
+    with remote_job(f"kubernetes:{job_name}"):
+        try:
+            _sh(["kubectl", "apply", "-f", str(manifest)])
+        except BaseException:
+            subprocess.run(["kubectl", "delete", "--wait=false", "-f", str(manifest)], capture_output=True, timeout=60)
+            raise
+        log(f"pytorchjob {job_name} applied")
+        return _follow_kubernetes(manifest, job_name, deadline, watchdog)
+
+
+def _follow_kubernetes(manifest: Path, job_name: str, deadline: float,
+                       watchdog: Callable[[], str | None] | None) -> Outcome:
+    try:
+        while True:
+            raw = _sh(["kubectl", "get", "pytorchjob", job_name, "-o", "json"])
+            conditions = json.loads(raw).get("status", {}).get("conditions", [])
+            last = conditions[-1]["type"] if conditions else "Created"
+            if last in ("Succeeded", "Failed"):
+                return Outcome(job_name, last, "")
+            now = time.monotonic()
+            if STOP.is_set():
+                raise JobStopped(f"pytorchjob {job_name}: the run is stopping; deleted")
+            if now > deadline:
+                raise JobFailed(f"pytorchjob {job_name} exceeded the stage timeout: deleted")
+            hung = watchdog() if watchdog and last == "Running" else None
+            if hung:
+                raise JobFailed(f"pytorchjob {job_name} hung: {hung}; deleted")
+            time.sleep(POLL_S)
+    except BaseException:
+        subprocess.run(["kubectl", "delete", "--wait=false", "-f", str(manifest)], capture_output=True, timeout=60)
+        raise

@@ -45,3 +45,10 @@ def test_code_edits_rerun_exactly_the_stages_that_run_that_code(tmp_path, demo_c
     assert [res["stage_status"][s] for s in DATA] == ["cached", "cached", "cached", "completed", "completed",
                                                        "completed", "cached"]  # same datasets: same table to check
     assert res["counts"]["curate"] == first["counts"]["curate"]  # same code behaviour, new folder
+
+    # a finished stage whose files changed on disk is redone, not trusted
+    victim = sorted((tmp_path / "runs" / "curate" / res["stage_hashes"]["curate"] / "data").glob("*.parquet"))[0]
+    victim.unlink()
+    again = keel_pipeline(str(recipe), sets, until="curate")
+    assert again["stage_status"]["ingest"] == "cached" and again["stage_status"]["curate"] == "completed"
+    assert victim.exists() and again["stage_hashes"]["curate"] == res["stage_hashes"]["curate"]

@@ -13,8 +13,8 @@ def main(config: str, ckpt: str) -> None:
 
     spec = ModelSpec(**json.load(open(config))["spec"])
     init_distributed(1, 1, seed=0)
-    trained = build_model(spec, bf16=True)
-    evaluation = build_model(spec)
+    trained = build_model(spec, bf16=True, attention="sdpa", recompute="none")
+    evaluation = build_model(spec, bf16=False, attention="sdpa", recompute="none")
     init = evaluation.embedding.word_embeddings.weight.detach().clone()
     checkpoint.load(ckpt, trained)
     checkpoint.load(ckpt, evaluation)

@@ -21,7 +21,7 @@ def main() -> None:
 
         torch.manual_seed(1)
         tensor_parallel.model_parallel_cuda_manual_seed(1)
-        model = build_model(spec, recompute=mode)
+        model = build_model(spec, bf16=False, attention="sdpa", recompute=mode)
         calls = {"layer": 0, "core_attention": 0}
         for layer in model.decoder.layers:
             layer.register_forward_hook(lambda *a: calls.__setitem__("layer", calls["layer"] + 1))

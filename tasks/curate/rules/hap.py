@@ -35,8 +35,14 @@ class HapConfig:
         return self.words or str(DEFAULT_WORDS)
 
 
-@lru_cache(maxsize=4)
 def word_list(path: str = str(DEFAULT_WORDS)) -> frozenset[str]:
+    """The word list, cached per content version (long-lived Dask workers see an edited list)."""
+    st = Path(path).stat()
+    return _words(path, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=4)
+def _words(path: str, mtime_ns: int, size: int) -> frozenset[str]:
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     return frozenset(w.strip().lower() for w in lines if w.strip() and not w.startswith("#"))
 

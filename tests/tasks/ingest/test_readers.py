@@ -8,16 +8,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dataclasses
 
-from tasks.govern.legal import SourceManifest
+from tasks.govern.legal import SourceData
 from tasks.ingest.readers import read_file
 
-SRC = SourceManifest(id="t", name="t", origin="test", owner="test", license="MIT", domain="general",
-                     collected="2026-01-01", terms="", data_uri="", format="jsonl", text_field="text", id_field="id",
-                     url_field="url", license_field="license", review_status="approved", reviewer="", review_date="",
-                     review_notes="")
+SRC = SourceData(id="t", domain="general", license="MIT", format="jsonl", data_uri="", text_field="text",
+                 id_field="id", url_field="url", license_field="license")
 
 
-def source(**changes) -> SourceManifest:
+def source(**changes) -> SourceData:
     return dataclasses.replace(SRC, **changes)
 
 

@@ -31,12 +31,12 @@ def test_round_trip_text_ids_bin_idx_text(tmp_path, demo_corpus):
     (tmp_path / "curate" / "c" / "data").mkdir(parents=True)
     df.to_parquet(tmp_path / "curate" / "c" / "data" / "part-0.parquet")
     curated = CurateResult(data="curate/c/data", counts=Counts(len(df), len(df), 0), funnel=(), rejected_by_reason={},
-                           partitions=1, funnel_chart="")
-    sources = approve(["mitre_cwe"], demo_corpus).sources
+                           partitions=1, funnel_chart="", steps=("normalize",))
+    sources = tuple(m.data() for m in approve(["mitre_cwe"], demo_corpus).sources)
     cluster = Cluster(n_workers=1)
     try:
         m, out = run_direct(tokenize.STAGE, TokenizeConfig(vocab_size=400, valid_per_mille=100, test_per_mille=100),
-                            tokenize.TokenizeInputs(curated, sources, ("normalize",)), tmp_path, cluster)
+                            tokenize.TokenizeInputs(curated, sources), tmp_path, cluster)
     finally:
         cluster.close()
     tok = load_tokenizer(out.at(m.tokenizer.path))
