@@ -32,7 +32,14 @@ browser:
 	   apt-get install -y -q chromium >/dev/null 2>&1)) && echo "installed Debian chromium for the browser tests" || \
 	  echo "chromium could not be installed: the browser tests will be skipped"; }
 
-test: venv browser
+# The Slurm launcher is tested against a real single-node Slurm (tests/slurm.py starts it); skipped if it can't install.
+slurm:
+	@command -v slurmctld >/dev/null 2>&1 || { \
+	  (apt-get install -y -q slurmd slurmctld slurm-client munge >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+	   apt-get install -y -q slurmd slurmctld slurm-client munge >/dev/null 2>&1)) && echo "installed Debian's Slurm for the launcher tests" || \
+	  echo "Slurm could not be installed: the Slurm launcher tests will be skipped"; }
+
+test: venv browser slurm
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -22,7 +22,7 @@ from tests.conftest import REPO, write_recipe
 pytestmark = pytest.mark.slow
 
 SETS = ['curate.steps=["normalize", "language", "gopher_repetition", "hap"]', "tokenize.test_per_mille=150",
-        "pretrain.steps=400", "pretrain.save_interval=25", "pretrain.save_interval_s=0", "pretrain.warmup_steps=5",
+        "pretrain.steps=250", "pretrain.save_interval=20", "pretrain.save_interval_s=0", "pretrain.warmup_steps=5",
         "pretrain.stop_timeout_s=40"]
 
 
@@ -76,7 +76,7 @@ def test_sigterm_then_kill_9_during_pretrain_and_each_rerun_resumes(tmp_path, de
 
     # 1. SIGTERM to the whole process group (what scancel and a preempting scheduler do)
     proc = _keel(recipe, env)
-    _wait_steps(proc, root, 40)
+    _wait_steps(proc, root, 30)
     ckpt = _ckpt_dir(root)
     periodic = newest_valid_step(ckpt)
     first_run = owner_record(str(root))["flow_run_id"]
@@ -87,7 +87,7 @@ def test_sigterm_then_kill_9_during_pretrain_and_each_rerun_resumes(tmp_path, de
     assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
     assert took < 60, took  # the bound for the demo-sized model
     stopped = json.loads((ckpt / "stopped.json").read_text())
-    assert stopped["signal"] == "SIGTERM" and stopped["step"] > periodic >= 25, (stopped, periodic)
+    assert stopped["signal"] == "SIGTERM" and stopped["step"] > periodic >= 20, (stopped, periodic)
     assert newest_valid_step(ckpt) == stopped["step"]  # saved on the way out
     assert owner_record(str(root))["released"] is True  # the lock was let go
     assert _trainers(ckpt) == []
@@ -95,10 +95,10 @@ def test_sigterm_then_kill_9_during_pretrain_and_each_rerun_resumes(tmp_path, de
 
     # 2. resume, then kill -9 of the whole process group after at least two more checkpoints
     proc = _keel(recipe, env)
-    _wait_steps(proc, root, stopped["step"] + 60)
+    _wait_steps(proc, root, stopped["step"] + 45)
     second_run = owner_record(str(root))["flow_run_id"]
     before_kill = newest_valid_step(ckpt)
-    assert before_kill >= stopped["step"] + 50
+    assert before_kill >= stopped["step"] + 25
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     deadline = time.time() + 60
@@ -132,5 +132,5 @@ def test_sigterm_then_kill_9_during_pretrain_and_each_rerun_resumes(tmp_path, de
         return {r["step"]: r["loss"] for r in map(json.loads, Path(path).read_text().splitlines())}
 
     want, got = losses(f"{ref}.metrics.jsonl"), losses(ckpt / "metrics.jsonl")
-    assert sorted(got) == list(range(1, 401))
+    assert sorted(got) == list(range(1, 251))
     assert max(abs(got[s] - want[s]) for s in want) < 1e-5

@@ -1,4 +1,5 @@
-"""The whole DAG on the real demo corpus with a tiny recipe: registry, lineage, conservation, mix, caching."""
+"""The whole DAG on the real demo corpus with a tiny recipe: registry, lineage, conservation, mix, caching (of
+config and of code), forget, secrets."""
 import json
 import shutil
 
@@ -7,6 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.pipeline import keel_pipeline
+from tasks.core import cachekey
 from tasks.core.cluster import list_parts
 from tasks.recipe import load_recipe
 from tests.conftest import REPO, files_containing, plant_secrets, prefect_records_containing, write_recipe
@@ -23,6 +25,10 @@ def _rows(folder) -> int:
 
 def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus, prefect_harness, monkeypatch, capfd):
     secret = plant_secrets(monkeypatch)
+    tree = tmp_path / "tree"  # the code the cache keys read: a copy, so the test can edit it
+    for pkg in cachekey.PACKAGES:
+        shutil.copytree(REPO / pkg, tree / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cachekey, "REPO", tree)
     recipe = write_recipe(tmp_path, demo_corpus)
     first = keel_pipeline(str(recipe))
     assert all(first["stage_status"][s] == "completed" for s in ALL if s != "legal")
@@ -82,6 +88,25 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     assert all(third["stage_status"][s] == "completed" for s in ["specialize", "evaluate", "register"])
     assert int(third["version"]) == int(first["version"]) + 1
 
+    # honest caching of code: a comment in model/ re-runs pretrain onward and nothing upstream (every model/
+    # file's stages: tests/tasks/core/test_cachekey.py); a curation rule re-runs curate onward, not ingest
+    data = ["legal", "ingest", "contract_raw", "curate", "contract_curated", "tokenize", "contract_tokenized"]
+    _touch(tree, "model/presets.py")
+    res = keel_pipeline(str(recipe), ["specialize.steps=3"], until="specialize")
+    assert all(res["stage_status"][s] == "cached" for s in data), res["stage_status"]
+    assert res["stage_status"]["pretrain"] == res["stage_status"]["specialize"] == "completed"
+    assert res["stage_status"]["contract_mix"] == "cached"  # the same realized mix: nothing new to check
+    _touch(tree, "tasks/curate/rules/gopher_quality.py")
+    res = keel_pipeline(str(recipe), ["specialize.steps=3"], until="curate")
+    assert [res["stage_status"][s] for s in data[:5]] == ["cached", "cached", "cached", "completed", "completed"]
+    assert res["counts"]["curate"] == first["counts"]["curate"]  # the same behaviour, in a new folder
+    # a finished stage whose files changed on disk is redone, not trusted
+    victim = sorted((tmp_path / "runs" / "curate" / res["stage_hashes"]["curate"] / "data").glob("*.parquet"))[0]
+    victim.unlink()
+    again = keel_pipeline(str(recipe), ["specialize.steps=3"], until="curate")
+    assert again["stage_status"]["ingest"] == "cached" and again["stage_status"]["curate"] == "completed"
+    assert victim.exists() and again["stage_hashes"]["curate"] == res["stage_hashes"]["curate"]
+
     # lineage: model -> sources, licences, tokens, ledger; data -> models
     from flows.cli import main as cli
     from tasks.govern import lineage
@@ -119,6 +144,11 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     assert prefect_records_containing(secret) == []
     out, err = capfd.readouterr()
     assert secret not in out and secret not in err
+
+
+def _touch(tree, rel: str) -> None:
+    with open(tree / rel, "a") as f:
+        f.write("\n# edited\n")
 
 
 def test_unapproved_source_stops_the_run_before_ingest(tmp_path, demo_corpus, prefect_harness):

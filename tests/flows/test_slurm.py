@@ -1,6 +1,7 @@
 """`launcher = "slurm"` for real, against a single-node Slurm on this machine (tests/slurm.py): a pretrain through
 sbatch + torchrun; a job ended by its time limit resubmitted until done, resuming each time; a job killed by
-`scancel` and then the stage re-run resumes; stopping the run cancels its Slurm job after it saved a checkpoint."""
+`scancel` and then the stage re-run resumes; stopping the run cancels its Slurm job after it saved a checkpoint
+(that the next run resumes from such a checkpoint: tests/flows/test_crash_safety.py)."""
 from __future__ import annotations
 
 import json
@@ -58,20 +59,20 @@ def _wait_checkpoint(proc: subprocess.Popen, root: Path, after: int = 0, timeout
 
 def test_time_limit_resubmits_and_resumes_until_done(tmp_path, demo_corpus, slurm):
     recipe = write_recipe(tmp_path, demo_corpus, ids=["python_docs", "mitre_attack"])
-    res = _result(_keel(recipe, tmp_path, ["pretrain.steps=2500", "pretrain.save_interval=250",
+    res = _result(_keel(recipe, tmp_path, ["pretrain.steps=1000", "pretrain.save_interval=250",
                                             "pretrain.time_limit=0:01:00", "pretrain.max_resubmits=4"]))
     assert res["stage_status"]["pretrain"] == "completed"
     assert res["attempts"]["pretrain"] >= 2 and res["resumed_from_step"]["pretrain"] > 0, res
     work = tmp_path / "runs" / "pretrain" / res["stage_hashes"]["pretrain"]
     assert len(list(work.glob("slurm-*.log"))) == res["attempts"]["pretrain"]
     metrics = [json.loads(line) for line in (_ckpt(tmp_path / "runs") / "metrics.jsonl").read_text().splitlines()]
-    assert {m["step"] for m in metrics} == set(range(1, 2501))
+    assert {m["step"] for m in metrics} == set(range(1, 1001))
     assert slurm.jobs_named("keel-pretrain") == []
 
 
 def test_scancel_then_rerun_resumes_and_stopping_the_run_cancels_the_job(tmp_path, demo_corpus, slurm):
     recipe = write_recipe(tmp_path, demo_corpus, ids=["python_docs", "mitre_attack"])
-    sets = ["pretrain.steps=1200", "pretrain.save_interval=100", "pretrain.time_limit=0:30:00"]
+    sets = ["pretrain.steps=800", "pretrain.save_interval=100", "pretrain.time_limit=0:30:00"]
     root = tmp_path / "runs"
 
     # someone cancels the job: the stage fails (no resubmission of a cancelled job), the checkpoint stays
@@ -92,8 +93,4 @@ def test_scancel_then_rerun_resumes_and_stopping_the_run_cancels_the_job(tmp_pat
     assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
     assert slurm.jobs_named("keel-pretrain") == []  # the job did not outlive the run
     stopped = json.loads((_ckpt(root) / "stopped.json").read_text())
-    assert stopped["step"] >= second and newest_valid_step(_ckpt(root)) == stopped["step"]
-
-    # and the next run resumes from that checkpoint and finishes
-    res = _result(_keel(recipe, tmp_path, sets))
-    assert res["resumed_from_step"]["pretrain"] == stopped["step"] > kept
+    assert stopped["step"] >= second > kept and newest_valid_step(_ckpt(root)) == stopped["step"]
