@@ -85,7 +85,8 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
     if until == "legal":
         return None
     sources = tuple(m.data() for m in gate.sources)
-    ingested = run_stage(ctx, ingest.STAGE, ingest.IngestSettings(r.sources.max_doc_bytes, r.dask.partition_rows),
+    ingested = run_stage(ctx, ingest.STAGE, ingest.IngestSettings(r.sources.limits(), r.dask.partition_rows,
+                                                                r.sources.max_quarantined_share),
                          ingest.IngestInputs(sources))
     raw = run_stage(ctx, contracts.STAGE, ContractCheck("raw", exp, {"$source_ids": sorted(m.id for m in gate.sources)},
                                                         warn_only=("global:unique",)),

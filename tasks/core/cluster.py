@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import pandas as pd
 import pyarrow as pa
@@ -73,17 +74,24 @@ class Cluster:
             if self.address:
                 self._client = Client(self.address, timeout="30s")
             else:
-                with _environment_kept():
+                import dask
+
+                # a task whose worker dies twice is given up (KilledWorker) instead of killing two more: callers
+                # that pass `quarantine=` then set its input aside and go on
+                with _environment_kept(), dask.config.set({"distributed.scheduler.allowed-failures": 1}):
                     self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                                  memory_limit=self.memory_limit, host="127.0.0.1",
                                                  dashboard_address=None, silence_logs=logging.ERROR)
                     self._client = Client(self._cluster)
         return self._client
 
-    def map(self, fn, *iterables, progress: str = "", cost: list[float] | None = None, **kwargs) -> list:
+    def map(self, fn, *iterables, progress: str = "", cost: list[float] | None = None,
+            quarantine: Callable[[int, BaseException], Any] | None = None, **kwargs) -> list:
         """Run fn over the iterables on the workers; results in order (raises the first task error).
         With `cost` (e.g. input bytes per item), the costliest items start first (longest-processing-time
         order), which keeps uneven partitions from leaving a worker idle at the end.
+        With `quarantine`, an item whose task killed its worker twice (KilledWorker: out of memory, a crash)
+        gets `quarantine(index, error)` as its result instead of failing the map.
         With `progress`, logs "progress: done/total, rate, ETA" about every 10% or 15 s."""
         if cost is not None:
             rank = {i: r for r, i in enumerate(sorted(range(len(cost)), key=lambda i: -cost[i]))}
@@ -93,7 +101,19 @@ class Cluster:
             futures = self.client.map(fn, *iterables, pure=False, **kwargs)
         if progress and futures:
             self._report(futures, progress)
-        return self.client.gather(futures)
+        if quarantine is None:
+            return self.client.gather(futures)
+        from distributed import wait
+
+        wait(futures)
+        out = []
+        for i, fut in enumerate(futures):
+            if fut.status == "error" and type(fut.exception()).__name__ == "KilledWorker":
+                self.logger.warning(f"item {i} killed its worker twice: quarantined ({fut.exception()})")
+                out.append(quarantine(i, fut.exception()))
+            else:
+                out.append(fut.result())
+        return out
 
     def _report(self, futures: list, label: str) -> None:
         import time

@@ -78,6 +78,14 @@ class CurateConfig:
     """[curate.pii]"""
     dedup: DedupConfig = field(default_factory=DedupConfig)
     """[curate.dedup]: exact, near, ngram, bands, rows."""
+    doc_time_budget_s: float = 10.0
+    """Time one rule may spend on one document; a document that overruns is rejected `rule_timeout:<rule>`
+    (a backstop: every rule is linear-time). 0 disables the budget."""
+    isolate: bool = True
+    """Run each partition's rules in a child process: a partition that kills it twice (out of memory, a crash in a
+    native library) is quarantined (`worker_killed`) instead of failing the run."""
+    max_quarantined_share: float = 0.01
+    """Fail the stage when more than this share of the documents was quarantined."""
     MOVED: ClassVar[dict[str, str]] = MOVED
 
     def check(self) -> list[str]:

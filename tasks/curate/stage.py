@@ -13,10 +13,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tasks.core.cachekey import file_hashes
 from tasks.core.cluster import list_parts, part_sizes, read_parquet, write_parquet
+from tasks.core.isolate import ChildDied, TimedOut, in_child, time_limit
 from tasks.core.stage import Counts, Runtime, StageDef
 from tasks.core.storage import StageDir, join, remove_tree, write_bytes_atomic
 from tasks.curate.config import CurateConfig
@@ -24,6 +26,7 @@ from tasks.curate.dedup import band_columns, choose_drops, dedup_key
 from tasks.curate.minhash import band_keys, signatures
 from tasks.curate.registry import GLOBAL_STEPS, RULES
 from tasks.curate.report import funnel_chart
+from tasks.curate.step import StepResult
 from tasks.govern.legal import DocumentPolicy
 from tasks.ingest.stage import IngestResult
 
@@ -58,6 +61,10 @@ class CurateResult:
     """The rules every kept document passed, in order (the ledger records them)."""
 
 
+BATCH_ALLOWANCE_S = 0.05
+"""Time per document a whole batch may take before it is re-run document by document (within the budget each)."""
+
+
 def _step_dir(stage_uri: str, step: str, steps: tuple[str, ...]) -> str:
     number = (list(steps) + list(GLOBAL_STEPS)).index(step) + 1
     return join(stage_uri, "rejects", f"{number:02d}_{step}")
@@ -73,27 +80,91 @@ def _rule_config(cfg: CurateConfig, policy: DocumentPolicy, source: str):
     return policy if source == "policy" else getattr(cfg, source)
 
 
-def _local(part_uri: str, name: str, stage_uri: str, cfg: CurateConfig, policy: DocumentPolicy) -> list[dict]:
-    df = read_parquet(part_uri)
-    stats = []
+def _run_rule(rule, df: pd.DataFrame, rule_cfg, step: str, budget_s: float) -> StepResult:
+    """The rule over the batch, within `budget_s` per document (checked for the batch as a whole first); when the
+    batch overruns, document by document, and a document that alone overruns is rejected `rule_timeout:<step>`."""
+    if budget_s <= 0:
+        return rule(df, rule_cfg)
+    try:
+        with time_limit(budget_s + BATCH_ALLOWANCE_S * len(df)):
+            return rule(df, rule_cfg)
+    except TimedOut:
+        pass
+    frames, keep, reasons = [], [], []
+    for i in range(len(df)):
+        one = df.iloc[[i]].reset_index(drop=True)
+        try:
+            with time_limit(budget_s):
+                res = rule(one, rule_cfg)
+            frames.append(res.frame.assign(**res.signals))
+            keep.append(bool(res.keep[0]))
+            reasons.append(res.reasons[0])
+        except TimedOut:
+            frames.append(one)
+            keep.append(False)
+            reasons.append(f"rule_timeout:{step}")
+    frame = pd.concat(frames, ignore_index=True) if frames else df
+    return StepResult(frame, np.array(keep, dtype=bool), np.array(reasons, dtype=object), {})
+
+
+def _apply_rules(df: pd.DataFrame, cfg: CurateConfig, policy: DocumentPolicy):
+    """The partition-local rules and the dedup keys: pure computation (run in a child process)."""
+    stats, dropped = [], []
     for step in cfg.steps:
         rule, source = RULES[step]
-        res = rule(df, _rule_config(cfg, policy, source))
+        res = _run_rule(rule, df, _rule_config(cfg, policy, source), step, cfg.doc_time_budget_s)
         out = res.frame.assign(**res.signals)
         reasons = pd.Series(res.reasons, index=out.index)
         stats.append(_stat(step, df, reasons))
-        dropped = out[~res.keep]
-        if len(dropped):
-            write_parquet(dropped.assign(reject_step=step, reject_reason=reasons[~res.keep].astype(str)),
-                          join(_step_dir(stage_uri, step, cfg.steps), f"{name}.parquet"))
+        if (~res.keep).any():
+            dropped.append((step, out[~res.keep].assign(reject_step=step,
+                                                         reject_reason=reasons[~res.keep].astype(str))))
         df = out[res.keep].reset_index(drop=True)
     df = df.assign(dedup_key=[dedup_key(t) for t in df["text"]])
     d = cfg.dedup
     if d.near:
         keys = band_keys(signatures(df["text"].tolist(), d.ngram, d.bands * d.rows), d.bands, d.rows)
         df = df.assign(**{c: keys[:, i] for i, c in enumerate(band_columns(d))})
-    write_parquet(df, join(stage_uri, "_work", f"{name}.parquet"))
-    return stats
+    return stats, dropped, df
+
+
+def _quarantine_stat(rows: int, bytes_in: int, reason: str | None) -> dict:
+    return {"step": "quarantine", "in": rows, "kept": 0 if reason else rows, "bytes_in": bytes_in,
+            "rejected": {reason: rows} if reason else {}}
+
+
+def _quarantine(df: pd.DataFrame, name: str, stage_uri: str, cfg: CurateConfig, why: str) -> list[dict]:
+    """Set a partition aside: its rows to rejects/00_quarantine (`worker_killed`), an empty work file, stats."""
+    size = int(df["text"].str.len().sum()) if len(df) else 0
+    write_parquet(df.assign(reject_step="quarantine", reject_reason=f"worker_killed: {why}"),
+                  join(stage_uri, "rejects", "00_quarantine", f"{name}.parquet"))
+    empty = df.iloc[:0].assign(dedup_key=pd.Series([], dtype=object),
+                               **{c: np.array([], dtype=np.uint64) for c in band_columns(cfg.dedup)})
+    write_parquet(empty, join(stage_uri, "_work", f"{name}.parquet"))
+    return [_quarantine_stat(len(df), size, "worker_killed"),
+            *(_stat(s, df.iloc[:0], pd.Series([], dtype=object)) for s in cfg.steps)]
+
+
+def _local(part_uri: str, name: str, stage_uri: str, cfg: CurateConfig, policy: DocumentPolicy) -> list[dict]:
+    """Read one partition, run the rules on it in a child process (twice at most: a partition that kills its
+    child twice is quarantined, `worker_killed`), write its rejects and survivors."""
+    df = read_parquet(part_uri)
+    size = int(df["text"].str.len().sum()) if len(df) else 0
+    died = None
+    for _ in range(2 if cfg.isolate else 0):
+        try:
+            stats, dropped, work = in_child(_apply_rules, df, cfg, policy)
+            break
+        except ChildDied as exc:
+            died = str(exc)
+    else:
+        if cfg.isolate:
+            return _quarantine(df, name, stage_uri, cfg, died or "")
+        stats, dropped, work = _apply_rules(df, cfg, policy)
+    for step, frame in dropped:
+        write_parquet(frame, join(_step_dir(stage_uri, step, cfg.steps), f"{name}.parquet"))
+    write_parquet(work, join(stage_uri, "_work", f"{name}.parquet"))
+    return [_quarantine_stat(len(df), size, None), *stats]
 
 
 def _keys(work_uri: str, bands: list[str]) -> pd.DataFrame:
@@ -144,8 +215,11 @@ def check_funnel(funnel: list[StepStats]) -> None:
 def run(cfg: CurateConfig, inputs: CurateInputs, out: StageDir, rt: Runtime) -> CurateResult:
     parts = list_parts(out.at(inputs.ingested.docs))
     names = [f"part-{i:05d}" for i in range(len(parts))]
+    def quarantine(i: int, error: BaseException) -> list[dict]:  # the partition killed its Dask worker twice
+        return _quarantine(read_parquet(parts[i]), names[i], out.uri, cfg, f"{type(error).__name__}: {error}")
+
     local_stats = rt.cluster.map(_local, parts, names, stage_uri=out.uri, cfg=cfg, policy=inputs.policy,
-                                 progress="curate: rules", cost=part_sizes(parts))
+                                 progress="curate: rules", cost=part_sizes(parts), quarantine=quarantine)
     works = [out.path("_work", f"{n}.parquet") for n in names]
     drops = choose_drops(rt.cluster.map(_keys, works, bands=band_columns(cfg.dedup)), cfg.dedup)
     global_stats = rt.cluster.map(_finalize, works, names, drops, stage_uri=out.uri, cfg=cfg, progress="curate: dedup")
@@ -154,6 +228,11 @@ def run(cfg: CurateConfig, inputs: CurateInputs, out: StageDir, rt: Runtime) -> 
     remove_tree(out.path("_work"))
     total_in = funnel[0].received if funnel else 0
     kept = funnel[-1].kept if funnel else 0
+    quarantined = sum(funnel[0].rejected.values()) if funnel else 0
+    if total_in and quarantined / total_in > cfg.max_quarantined_share:
+        raise ValueError(f"curate: {quarantined} of {total_in} documents were quarantined (partitions that killed "
+                         f"their process twice), over [curate].max_quarantined_share = {cfg.max_quarantined_share}; "
+                         f"see {out.path('rejects', '00_quarantine')}")
     if total_in != inputs.ingested.counts.kept:
         raise AssertionError(f"curate read {total_in} documents, ingest kept {inputs.ingested.counts.kept}")
     by_reason = sum((Counter(s.rejected) for s in funnel), Counter())

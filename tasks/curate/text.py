@@ -7,14 +7,23 @@ import string
 import unicodedata
 
 PUNCTUATION = frozenset(string.punctuation + "‘’“”«»…–—¡¿·")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Invisible characters that split words without showing: soft hyphen, zero-width space/joiners, directional marks
+# and bidi embeddings/isolates, word joiner and invisible operators, byte-order mark, variation selectors, tag
+# characters (used to hide text). Removed before anything matches words, emails or blocklists.
+INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+                       "\ufe00-\ufe0f\U000e0000-\U000e007f]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
 _BLANKS = re.compile(r"\n{3,}")
 
 
+def strip_invisible(text: str) -> str:
+    return INVISIBLE.sub("", text)
+
+
 def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
+    text = strip_invisible(_CONTROL.sub("", text))
     lines = [_SPACES.sub(" ", ln).strip() for ln in text.split("\n")]
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
@@ -34,11 +43,12 @@ _CLITIC_BASES = _bases("could he how i it might must not she should that there t
 _WORD_TOKENS = re.compile(
     r"\w+\]\(https?://[^/\s)]+"        # markdown link text glued to its host, as spaCy's URL rule leaves it
     r"|(?:https?://|www\.)[^\s()\[\]<>\"']+(?<![.,;:!?])"  # URLs stay whole, minus trailing punctuation
-    r"|(?:[\w-]+\.)+[a-z]{2,63}/[^\s()\[\]<>\"']*(?<![.,;:!?])"  # host/path without a scheme
+    r"|(?<![\w.-])(?:[\w-]{1,63}\.)++[a-z]{2,63}/[^\s()\[\]<>\"']*(?<![.,;:!?])"  # host/path, no scheme (linear:
+    # starts only where a run begins, labels of at most 63 characters, no backtracking into the label list)
     r"|\w+[,.;:!?']*-{2,}(?=\s|$)"     # "lord,--" at the end of a chunk: spaCy splits nothing
     r"|(?:[A-Za-z]\.)+(?![A-Za-z])"     # abbreviations and initials: e.g. A.B. I.
     r"|\w*\d(?:[.,:]\d+)+"             # numbers and dotted ids: 3.5 1,000 10:30 T1016.002
-    r"|[\w\[]*\\[\w\\\[]*"                 # backslashes split nothing: "\[Aside" C\dir\file
+    r"|(?<![\w\[])[\w\[]*\\[\w\\\[]*"     # backslashes split nothing: "\[Aside" C\dir\file (from a run's start)
     r"|[Cc]an(?=not\b)|[Gg]on(?=na\b)|[Gg]ot(?=ta\b)"  # cannot -> can not
     rf"|(?:{_NT_BASES})(?=n['’]?t\b)|n['’]t\b"          # don't -> do n't, dont -> do nt
     rf"|(?:{_CLITIC_BASES})(?=['’](?:d|ll|ve|re|m|s)\b)"  # I'd -> I 'd, you'll -> you 'll

@@ -14,6 +14,21 @@ class SourcesConfig:
     """Base for relative data URIs in manifests; relative URIs may not escape it."""
     max_doc_bytes: int = 5_000_000
     """Documents larger than this are quarantined at ingest (reason 'oversized')."""
+    max_line_bytes: int = 0
+    """JSONL lines longer than this are skipped to their end ('line_too_long'); 0: 8 x max_doc_bytes + 1 MiB."""
+    max_inflate_ratio: float = 1000.0
+    """A compressed file inflating more than this (after 64 MiB) is a decompression bomb: its records so far are
+    kept, the rest rejected ('decompression_bomb')."""
+    max_decompressed_bytes: int = 1 << 40
+    """Decompressed bytes read from any one file at most."""
+    max_quarantined_share: float = 0.01
+    """Files that kill their worker twice are quarantined (`worker_killed`); above this share the run fails."""
+
+    def limits(self):
+        from tasks.ingest.readers import Limits
+
+        return Limits(max_doc_bytes=self.max_doc_bytes, max_line_bytes=self.max_line_bytes,
+                      max_inflate_ratio=self.max_inflate_ratio, max_decompressed_bytes=self.max_decompressed_bytes)
 
     def check(self) -> list[str]:
         problems = []

@@ -1,14 +1,24 @@
-"""Readers: raw files (JSONL plain/.gz/.zst, Parquet, folders of text files) -> document frames + rejects.
+"""Readers: raw files (JSONL plain/.gz/.zst, Parquet, folders of text files, WARC) -> a stream of document rows and
+reject rows, in bounded memory.
 
-Every record read is either a document row or a reject row with `reject_reason`; a reader never raises on bad
-data (broken JSON, invalid UTF-8, NUL bytes, missing or wrongly typed fields, empty or oversized text,
-truncated compressed files).
+Every record is either a document or a reject with a specific `reject_reason`, and reading goes on after a bad
+record: broken JSON, numbers too long for Python, deep nesting, invalid UTF-8 or lone surrogates in any field, NUL
+bytes, missing or wrongly typed fields, empty or oversized text. A file stops being read only where it stops being
+readable (a truncated or corrupt compressed stream, a decompression bomb): the records before that point are kept
+and one `truncated_file` / `decompression_bomb` reject marks the rest. Memory per file is bounded whatever it holds:
+lines are read in blocks with a length cap (a longer line is skipped to its end and rejected as `line_too_long`),
+decompressed output is capped by size and by its ratio to the compressed input, Parquet is read by row group with
+oversized row groups quarantined from their metadata, WARC bodies are read up to the document cap. A UTF-8
+byte-order mark is ignored and CRLF line ends are accepted.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import posixpath
+import zlib
+from dataclasses import dataclass
+from typing import Iterator
 
 import pandas as pd
 import zstandard
@@ -21,6 +31,44 @@ REJECT_COLUMNS = ["source_id", "origin_file", "record", "raw", "reject_step", "r
 RAW_KEEP = 2000  # characters of a malformed record kept for inspection
 SUFFIXES = {"jsonl": (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson"),
             "parquet": (".parquet",), "text": (".txt", ".md"), "warc": (".warc", ".warc.gz")}
+BLOCK = 1 << 20
+ZSTD_INPUT = 16 << 10
+BOM = b"\xef\xbb\xbf"
+MAX_INT_DIGITS = 4000  # below Python's int-string conversion limit (4300): longer numbers stay strings
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-record and per-file caps that keep a worker's memory bounded whatever a file holds."""
+
+    max_doc_bytes: int
+    """Text longer than this is rejected ('oversized')."""
+    max_line_bytes: int = 0
+    """A JSONL line longer than this is skipped to its end ('line_too_long'); 0: 8 x max_doc_bytes + 1 MiB."""
+    max_inflate_ratio: float = 1000.0
+    """Decompressed bytes per compressed byte above which (after 64 MiB) a file is a bomb ('decompression_bomb')."""
+    max_decompressed_bytes: int = 1 << 40
+    """Decompressed bytes read from one file at most."""
+    bomb_floor_bytes: int = 64 << 20
+    """The inflate ratio is judged once this much was decompressed."""
+    max_row_group_bytes: int = 0
+    """A Parquet row group whose wanted columns are larger is rejected unread; 0: max(64 MiB, 16 x max_doc_bytes)."""
+
+    @property
+    def line_cap(self) -> int:
+        return self.max_line_bytes or 8 * self.max_doc_bytes + (1 << 20)
+
+    @property
+    def row_group_cap(self) -> int:
+        return self.max_row_group_bytes or max(64 << 20, 16 * self.max_doc_bytes)
+
+
+class Unreadable(Exception):
+    """The rest of a file cannot be read (its reason is the reject reason)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
 
 
 def doc_id(source_id: str, native_id: str) -> str:
@@ -42,161 +90,293 @@ def list_files(uri: str, fmt: str) -> list[str]:
     return sorted(prefix + f for f in files)
 
 
-class _Collector:
-    def __init__(self, source: SourceData, origin: str, max_bytes: int):
-        self.s, self.origin, self.max_bytes = source, origin, max_bytes
+def _utf8(value) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class Collector:
+    """Turns raw records into document rows or reject rows; counts what it saw."""
+
+    def __init__(self, source: SourceData, origin: str, limits: Limits):
+        self.s, self.origin, self.limits = source, origin, limits
         self.docs: list[dict] = []
         self.rejects: list[dict] = []
+        self.seen = 0
 
     def reject(self, record: int, raw, reason: str) -> None:
         if isinstance(raw, bytes):
             raw = raw[:RAW_KEEP * 4].decode("utf-8", "replace")
-        self.rejects.append({"source_id": self.s.id, "origin_file": self.origin, "record": record,
-                             "raw": str(raw)[:RAW_KEEP], "reject_step": "ingest", "reject_reason": reason})
+        raw = str(raw)[:RAW_KEEP].encode("utf-8", "replace").decode("utf-8")  # storable even if it held surrogates
+        self.rejects.append({"source_id": self.s.id, "origin_file": self.origin, "record": record, "raw": raw,
+                             "reject_step": "ingest", "reject_reason": reason})
 
     def add(self, record: int, obj, raw) -> None:
+        self.seen += 1
+        try:
+            reason = self._add(record, obj, raw)
+        except Exception as exc:  # noqa: BLE001 - a record never stops a file: it becomes a reject
+            reason = f"bad_record:{type(exc).__name__}"
+        if reason:
+            self.reject(record, raw, reason)
+
+    def _add(self, record: int, obj, raw) -> str | None:
         s = self.s
         if not isinstance(obj, dict):
-            return self.reject(record, raw, "not_an_object")
+            return "not_an_object"
         text = obj.get(s.text_field)
         if text is None:
-            return self.reject(record, raw, "missing_text")
+            return "missing_text"
         if not isinstance(text, str):
-            return self.reject(record, raw, "wrong_type:text")
+            return "wrong_type:text"
+        if not _utf8(text):
+            return "invalid_unicode:text"
         if "\x00" in text:
-            return self.reject(record, raw, "nul_byte")
+            return "nul_byte"
         if not text.strip():
-            return self.reject(record, raw, "empty_text")
-        if len(text.encode("utf-8", "surrogatepass")) > self.max_bytes:
-            return self.reject(record, text[:RAW_KEEP], "oversized")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return self.reject(record, raw, "invalid_utf8")
+            return "empty_text"
+        if len(text) > self.limits.max_doc_bytes or len(text.encode("utf-8")) > self.limits.max_doc_bytes:
+            return "oversized"
         native = obj.get(s.id_field)
         if native is None:
             native = f"{posixpath.basename(self.origin)}:{record}"
-        elif not isinstance(native, (str, int)):
-            return self.reject(record, raw, "wrong_type:id")
+        elif isinstance(native, bool) or not isinstance(native, (str, int)):
+            return "wrong_type:id"
+        native = str(native)
+        if not _utf8(native):
+            return "invalid_unicode:id"
         url = obj.get(s.url_field)
         if url is not None and not isinstance(url, str):
-            return self.reject(record, raw, "wrong_type:url")
+            return "wrong_type:url"
+        if url is not None and not _utf8(url):
+            return "invalid_unicode:url"
         lic = obj.get(s.license_field) or s.license
         if not isinstance(lic, str):
-            return self.reject(record, raw, "wrong_type:license")
-        native = str(native)
-        self.docs.append({"doc_id": doc_id(s.id, native), "source_id": s.id, "domain": s.domain,
-                          "license": lic, "native_id": native, "text": text, "url": url,
-                          "origin_file": self.origin, "content_sha256": sha256(text)})
+            return "wrong_type:license"
+        if not _utf8(lic):
+            return "invalid_unicode:license"
+        self.docs.append({"doc_id": doc_id(s.id, native), "source_id": s.id, "domain": s.domain, "license": lic,
+                          "native_id": native, "text": text, "url": url, "origin_file": self.origin,
+                          "content_sha256": sha256(text)})
+        return None
 
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        docs = pd.DataFrame(self.docs, columns=DOC_COLUMNS).astype({"url": "object"})
-        return docs, pd.DataFrame(self.rejects, columns=REJECT_COLUMNS)
-
-
-def _open_lines(fs, path: str):
-    """Binary line stream of a plain, .gz or .zst file."""
-    import gzip
-
-    raw = fs.open(path, "rb")
-    if path.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw)
-    if path.endswith(".zst"):
-        return _ZstdLines(raw)
-    return raw
+    def take(self, rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The first `rows` documents collected (all when None) and every reject so far; the caller writes them
+        out, so memory stays bounded."""
+        rows = len(self.docs) if rows is None else rows
+        docs = pd.DataFrame(self.docs[:rows], columns=DOC_COLUMNS).astype({"url": "object"})
+        rejects = pd.DataFrame(self.rejects, columns=REJECT_COLUMNS)
+        self.docs, self.rejects = self.docs[rows:], []
+        return docs, rejects
 
 
-class _ZstdLines:
-    """Lines of a (multi-frame) zstd stream; raises EOFError when the last frame is cut short, which
-    zstandard's stream_reader reports as a clean end of file."""
+class _Counted:
+    """A file object that counts the compressed bytes read through it."""
 
-    def __init__(self, raw, chunk: int = 1 << 20):
-        self.raw, self.chunk = raw, chunk
+    def __init__(self, raw):
+        self.raw, self.bytes = raw, 0
 
-    def __enter__(self):
-        return self
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.bytes += len(data)
+        return data
 
-    def __exit__(self, *exc) -> None:
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
         self.raw.close()
 
-    def _blocks(self):
-        d, pending = zstandard.ZstdDecompressor().decompressobj(), False
+
+def _blocks(path: str, raw: _Counted, limits: Limits) -> Iterator[bytes]:
+    """Decompressed blocks of a plain, .gz or .zst file, with bomb and truncation detection."""
+    total = 0
+
+    def guard(block: bytes) -> bytes:
+        nonlocal total
+        total += len(block)
+        if total > limits.max_decompressed_bytes:
+            raise Unreadable("decompression_bomb", f"over {limits.max_decompressed_bytes} decompressed bytes")
+        if total > limits.bomb_floor_bytes and total > limits.max_inflate_ratio * max(raw.bytes, 1):
+            raise Unreadable("decompression_bomb", f"{total} bytes from {raw.bytes} compressed "
+                                                   f"(ratio over {limits.max_inflate_ratio:g})")
+        return block
+
+    try:
+        if path.endswith(".gz"):  # zlib directly: what precedes a truncation is still delivered
+            d, pending = zlib.decompressobj(31), False
+            while data := raw.read(BLOCK):
+                while data:
+                    pending = True
+                    out = d.decompress(data, BLOCK)
+                    data = d.unconsumed_tail
+                    if out:
+                        yield guard(out)
+                    if d.eof:  # a member ended: a following member starts a new decompressor
+                        data, pending = d.unused_data, False
+                        d = zlib.decompressobj(31)
+            if pending:
+                raise Unreadable("truncated_file", "gzip stream ends inside a member")
+        elif path.endswith(".zst"):
+            d, pending = zstandard.ZstdDecompressor().decompressobj(), False
+            while data := raw.read(ZSTD_INPUT):  # small inputs: zstd cannot cap one call's output
+                while data:
+                    pending = True
+                    out = d.decompress(data)
+                    data = b""
+                    for i in range(0, len(out), BLOCK):
+                        yield guard(out[i:i + BLOCK])
+                    if d.eof:  # a frame ended: a following frame starts a new decompressor
+                        data, pending = d.unused_data, False
+                        d = zstandard.ZstdDecompressor().decompressobj()
+            if pending:
+                raise Unreadable("truncated_file", "zstd stream ends inside a frame")
+        else:
+            while block := raw.read(BLOCK):
+                yield guard(block)
+    except Unreadable:
+        raise
+    except (EOFError, OSError, zlib.error, zstandard.ZstdError, ValueError) as exc:  # truncated or corrupt stream
+        raise Unreadable("truncated_file", f"{type(exc).__name__}: {exc}") from exc
+
+
+def lines(blocks: Iterator[bytes], cap: int) -> Iterator[tuple[bytes, bool]]:
+    """(line, complete) pairs; a line over `cap` bytes comes back as (its first `cap` bytes, False) and the rest of
+    it is skipped without being kept."""
+    buf, skipping, first = bytearray(), False, True
+    for block in blocks:
+        start = 0
         while True:
-            data = self.raw.read(self.chunk)
-            if not data:
+            nl = block.find(b"\n", start)
+            piece = block[start:] if nl < 0 else block[start:nl]
+            if not skipping:
+                buf += piece[: max(cap + 1 - len(buf), 0)]
+            if nl < 0:
+                if not skipping and len(buf) > cap:
+                    yield bytes(buf[:cap]), False
+                    buf.clear()
+                    skipping = True
                 break
-            while data:
-                pending = True
-                out = d.decompress(data)
-                if out:
-                    yield out
-                data = b""
-                if d.eof:
-                    data, pending = d.unused_data, False
-                    d = zstandard.ZstdDecompressor().decompressobj()
-        if pending:
-            raise EOFError("zstd stream ends inside a frame (truncated file)")
-
-    def __iter__(self):
-        rest = b""
-        for block in self._blocks():
-            lines = (rest + block).split(b"\n")
-            rest = lines.pop()
-            for line in lines:
-                yield line + b"\n"
-        if rest:
-            yield rest
+            if skipping:
+                skipping = False
+            else:
+                line = bytes(buf)
+                if first and line.startswith(BOM):
+                    line = line[3:]
+                yield (line, True) if len(line) <= cap else (line[:cap], False)
+            first = False
+            buf.clear()
+            start = nl + 1
+    if buf and not skipping:
+        line = bytes(buf)
+        if first and line.startswith(BOM):
+            line = line[3:]
+        yield (line, True) if len(line) <= cap else (line[:cap], False)
 
 
-def _read_jsonl(c: _Collector, uri: str) -> None:
+def _bounded_int(digits: str):
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else digits
+
+
+def _read_jsonl(c: Collector, uri: str) -> Iterator[None]:
     fs, path = url_to_fs(uri)
+    raw = _Counted(fs.open(path, "rb"))
     n = 0
     try:
-        with _open_lines(fs, path) as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError:
-                    c.reject(n, line, "invalid_utf8")
-                    continue
-                try:
-                    obj = json.loads(text)
-                except (json.JSONDecodeError, RecursionError):
-                    c.reject(n, text, "broken_json")
-                    continue
-                c.add(n, obj, text)
-    except (EOFError, OSError, ValueError, zstandard.ZstdError) as exc:  # truncated gzip/zstd, corrupt stream
-        c.reject(n + 1, f"{type(exc).__name__}: {exc}", "truncated_file")
+        for n, (line, complete) in enumerate(lines(_blocks(path, raw, c.limits), c.limits.line_cap), start=1):
+            if not complete:
+                c.seen += 1
+                c.reject(n, line, "line_too_long")
+            elif line.strip():
+                _json_record(c, n, line)
+            if n % 256 == 0:
+                yield
+    except Unreadable as exc:
+        c.reject(n + 1, str(exc), exc.reason)
+    finally:
+        raw.close()
 
 
-def _read_parquet(c: _Collector, uri: str) -> None:
+def _json_record(c: Collector, n: int, line: bytes) -> None:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        c.seen += 1
+        c.reject(n, line, "invalid_utf8")
+        return
+    try:
+        obj = json.loads(text, parse_int=_bounded_int)
+    except RecursionError:
+        c.seen += 1
+        c.reject(n, text, "broken_json:too_deep")
+        return
+    except ValueError:
+        c.seen += 1
+        c.reject(n, text, "broken_json")
+        return
+    c.add(n, obj, text)
+
+
+def _read_parquet(c: Collector, uri: str) -> Iterator[None]:
+    """Row group by row group; a row group whose text column alone would exceed the memory budget is rejected
+    from its metadata (one reject row per document it holds) without being read."""
     import pyarrow.parquet as pq
 
     fs, path = url_to_fs(uri)
     try:
-        table = pq.read_table(path, filesystem=fs)
+        pf = pq.ParquetFile(fs.open(path, "rb"))
     except Exception as exc:  # noqa: BLE001 - any unreadable file becomes one reject
+        c.seen += 1
         c.reject(0, f"{type(exc).__name__}: {exc}", "unreadable_file")
         return
-    for n, obj in enumerate(table.to_pylist(), start=1):
-        c.add(n, obj, json.dumps(obj, default=str)[:RAW_KEEP])
+    names = pf.schema_arrow.names
+    wanted = [f for f in (c.s.text_field, c.s.id_field, c.s.url_field, c.s.license_field) if f in names]
+    budget = c.limits.row_group_cap
+    record = 0
+    for g in range(pf.num_row_groups):
+        meta = pf.metadata.row_group(g)
+        size = sum(meta.column(i).total_uncompressed_size for i in range(meta.num_columns)
+                   if meta.column(i).path_in_schema in wanted)
+        if size > budget:
+            for _ in range(meta.num_rows):
+                record += 1
+                c.seen += 1
+                c.reject(record, f"row group {g}: {size} bytes", "row_group_too_large")
+            yield
+            continue
+        try:
+            for batch in pf.iter_batches(batch_size=64, row_groups=[g], columns=wanted):
+                for obj in batch.to_pylist():
+                    record += 1
+                    c.add(record, obj, json.dumps(obj, default=str)[:RAW_KEEP])
+                yield
+        except Exception as exc:  # noqa: BLE001 - a corrupt row group: its rows become one reject each
+            for _ in range(record, sum(pf.metadata.row_group(i).num_rows for i in range(g + 1))):
+                record += 1
+                c.seen += 1
+                c.reject(record, f"{type(exc).__name__}: {exc}", "unreadable_row_group")
 
 
-def _read_text(c: _Collector, uri: str) -> None:
+def _read_text(c: Collector, uri: str) -> Iterator[None]:
     fs, path = url_to_fs(uri)
     with fs.open(path, "rb") as f:
-        data = f.read(c.max_bytes + 1)
+        data = f.read(c.limits.max_doc_bytes + 1)
+    if data.startswith(BOM):
+        data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
+        c.seen += 1
         c.reject(1, data, "invalid_utf8")
         return
     c.add(1, {c.s.text_field: text, c.s.id_field: posixpath.basename(path)}, text[:RAW_KEEP])
+    yield
 
 
-def _read_warc(c: _Collector, uri: str) -> None:
+def _read_warc(c: Collector, uri: str) -> Iterator[None]:
     from warcio.archiveiterator import ArchiveIterator
 
     fs, path = url_to_fs(uri)
@@ -206,24 +386,41 @@ def _read_warc(c: _Collector, uri: str) -> None:
             for n, rec in enumerate(ArchiveIterator(f), start=1):
                 if rec.rec_type not in ("response", "resource", "conversion"):
                     continue
-                body = rec.content_stream().read(c.max_bytes + 1)
+                body = rec.content_stream().read(c.limits.max_doc_bytes + 1)
                 url = rec.rec_headers.get_header("WARC-Target-URI")
                 try:
                     text = body.decode("utf-8")
                 except UnicodeDecodeError:
+                    c.seen += 1
                     c.reject(n, body, "invalid_utf8")
                     continue
                 rid = rec.rec_headers.get_header("WARC-Record-ID") or f"{n}"
                 c.add(n, {c.s.text_field: text, c.s.id_field: rid, c.s.url_field: url}, text[:RAW_KEEP])
+                if n % 100 == 0:
+                    yield
     except Exception as exc:  # noqa: BLE001 - broken archives become one reject
+        c.seen += 1
         c.reject(n + 1, f"{type(exc).__name__}: {exc}", "truncated_file")
 
 
 READERS = {"jsonl": _read_jsonl, "parquet": _read_parquet, "text": _read_text, "warc": _read_warc}
 
 
+def stream_file(uri: str, source: SourceData, limits: Limits, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(documents, rejects) frames of one file: documents `chunk_rows` at a time (the last chunk smaller)."""
+    c = Collector(source, uri, limits)
+    for _ in READERS[source.format](c, uri):
+        while len(c.docs) >= chunk_rows:
+            yield c.take(chunk_rows)
+        if len(c.rejects) >= chunk_rows:
+            yield c.take(0)
+    while len(c.docs) >= chunk_rows:
+        yield c.take(chunk_rows)
+    yield c.take()
+
+
 def read_file(uri: str, source: SourceData, max_bytes: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read one file of a source (its manifest names the format and the field names)."""
-    c = _Collector(source, uri, max_bytes)
-    READERS[source.format](c, uri)
-    return c.frames()
+    """The whole file as two frames (small files and tests; the ingest stage streams)."""
+    parts = list(stream_file(uri, source, Limits(max_doc_bytes=max_bytes), 1 << 62))
+    return (pd.concat([d for d, _ in parts], ignore_index=True).astype({"url": "object"}),
+            pd.concat([r for _, r in parts], ignore_index=True))

@@ -8,19 +8,23 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import pandas as pd
+
 from tasks.core.cluster import write_parquet
 from tasks.core.stage import Counts, Runtime, StageDef
 from tasks.core.storage import StageDir, url_to_fs
 from tasks.govern.legal import SourceData
-from tasks.ingest.readers import list_files, read_file
+from tasks.ingest.readers import Limits, list_files, stream_file
 
 
 @dataclass(frozen=True)
 class IngestSettings:
-    max_doc_bytes: int
-    """[sources].max_doc_bytes."""
+    limits: Limits
+    """Per-record and per-file caps ([sources])."""
     partition_rows: int
     """[dask].partition_rows: documents per output partition."""
+    max_quarantined_share: float
+    """[sources].max_quarantined_share: fail when more of the files than this killed their worker twice."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,19 @@ class IngestResult:
 
 
 def _ingest_file(uri: str, source: SourceData, docs_prefix: str, rejects_prefix: str, partition_rows: int,
-                 max_doc_bytes: int) -> dict:
-    docs, rejects = read_file(uri, source, max_doc_bytes)
-    for i, start in enumerate(range(0, len(docs), partition_rows)):
-        write_parquet(docs.iloc[start:start + partition_rows], f"{docs_prefix}-{i:04d}.parquet")
-    if len(rejects):
-        write_parquet(rejects, f"{rejects_prefix}.parquet")
-    return {"source_id": source.id, "file": uri, "in": len(docs) + len(rejects), "kept": len(docs),
-            "rejected": dict(Counter(rejects["reject_reason"]))}
+                 limits: Limits) -> dict:
+    """Stream one file into partitions of `partition_rows` documents and reject files, in bounded memory."""
+    kept, reasons, parts, reject_parts = 0, Counter(), 0, 0
+    for docs, rejects in stream_file(uri, source, limits, partition_rows):
+        if len(docs):
+            write_parquet(docs, f"{docs_prefix}-{parts:04d}.parquet")
+            parts, kept = parts + 1, kept + len(docs)
+        if len(rejects):
+            write_parquet(rejects, f"{rejects_prefix}-{reject_parts:04d}.parquet")
+            reject_parts += 1
+            reasons.update(rejects["reject_reason"])
+    return {"source_id": source.id, "file": uri, "in": kept + sum(reasons.values()), "kept": kept,
+            "rejected": dict(reasons)}
 
 
 def run(cfg: IngestSettings, inputs: IngestInputs, out: StageDir, rt: Runtime) -> IngestResult:
@@ -66,8 +75,20 @@ def run(cfg: IngestSettings, inputs: IngestInputs, out: StageDir, rt: Runtime) -
                              "for the demo sources or fix [data].uri in its manifest")
         for j, f in enumerate(files):
             jobs.append((f, m, out.path("docs", f"{m.id}-{j:05d}"), out.path("rejects", "00_ingest", f"{m.id}-{j:05d}")))
-    results = rt.cluster.map(_ingest_file, *zip(*jobs), partition_rows=cfg.partition_rows,
-                             max_doc_bytes=cfg.max_doc_bytes, progress="ingest")
+    def quarantine(i: int, error: BaseException) -> dict:
+        """A file whose reading killed its worker twice: one reject for the whole file, the run goes on."""
+        uri, source, _, rejects_prefix = jobs[i]
+        write_parquet(pd.DataFrame([{"source_id": source.id, "origin_file": uri, "record": 0,
+                                     "raw": f"{type(error).__name__}: {error}"[:2000], "reject_step": "ingest",
+                                     "reject_reason": "worker_killed"}]), f"{rejects_prefix}-quarantine.parquet")
+        return {"source_id": source.id, "file": uri, "in": 1, "kept": 0, "rejected": {"worker_killed": 1}}
+
+    results = rt.cluster.map(_ingest_file, *zip(*jobs), partition_rows=cfg.partition_rows, limits=cfg.limits,
+                             progress="ingest", quarantine=quarantine)
+    lost = sum(1 for r in results if r["rejected"].get("worker_killed"))
+    if jobs and lost / len(jobs) > cfg.max_quarantined_share:
+        raise ValueError(f"ingest: {lost} of {len(jobs)} files killed their worker twice and were quarantined, over "
+                         f"[sources].max_quarantined_share = {cfg.max_quarantined_share}")
     per_source: dict[str, dict] = {}
     for r in results:
         s = per_source.setdefault(r["source_id"], {"in": 0, "kept": 0, "rejected": Counter()})

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.curate.step import StepResult, result
+from tasks.curate.text import strip_invisible
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[a-z]+")
@@ -57,6 +58,7 @@ def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), list_scor
 
     if not texts:
         return np.zeros(0)
+    texts = [strip_invisible(t) for t in texts]  # a soft hyphen or zero-width joiner must not hide a word
     per_doc = [sentences(t) for t in texts]
     flat = [s for doc in per_doc for s in doc]
     probs = predict_prob(flat)

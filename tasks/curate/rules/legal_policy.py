@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.curate.step import StepResult, result
+from tasks.curate.text import strip_invisible
 from tasks.govern.legal import DocumentPolicy
 
 _COPYRIGHT = re.compile(r"(all rights reserved|©\s*\d{4}|\(c\)\s*\d{4}|copyright\s+(?:©\s*)?\d{4})", re.I)
@@ -71,8 +72,9 @@ def legal_policy(df: pd.DataFrame, policy: DocumentPolicy) -> StepResult:
     blocked, optout_domains, blocked_pat, optout_pat, optout_ids, allowed, optout_sources = _compiled(policy)
     reasons, notices = [], []
     for doc_id, src, url, lic, text in zip(df["doc_id"], df["source_id"], df["url"], df["license"], df["text"]):
+        url = strip_invisible(url) if isinstance(url, str) else url  # b\u00adad.example is bad.example
         host = domain_of(url)
-        notice = bool(_COPYRIGHT.search(text[:20000]))
+        notice = bool(_COPYRIGHT.search(strip_invisible(text[:20000])))
         notices.append(notice)
         if src in optout_sources:
             reasons.append("optout_source")

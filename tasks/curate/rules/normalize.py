@@ -1,4 +1,5 @@
-"""Rule `normalize`: Unicode NFC, control characters removed, whitespace collapsed; empty results rejected."""
+"""Rule `normalize`: Unicode NFC, control and invisible characters removed (soft hyphens, zero-width and bidi
+controls: tasks/curate/text.py), whitespace collapsed; empty results rejected."""
 from __future__ import annotations
 
 from dataclasses import dataclass

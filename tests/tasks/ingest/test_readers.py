@@ -87,6 +87,7 @@ def test_reader_property_never_crashes_and_conserves(tmp_path, records):
     p = tmp_path / "prop.jsonl"
     p.write_bytes(b"\n".join(records) + b"\n")
     docs, rejects = _read(p, max_bytes=30)
-    non_blank = sum(1 for r in records if r.strip())
+    non_blank = sum(1 for i, r in enumerate(records)
+                    if (r[3:] if i == 0 and r.startswith(b"\xef\xbb\xbf") else r).strip())  # a BOM is not a record
     assert len(docs) + len(rejects) == non_blank
     assert rejects["reject_reason"].notna().all()
