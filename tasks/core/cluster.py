@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -58,6 +59,19 @@ def _environment_kept():
                 os.environ[k] = v
 
 
+def client_security(address: str):
+    """TLS client credentials for a `tls://` scheduler: the certificate folder in KEEL_DASK_TLS (what `keel up`
+    writes: ca.pem, client.pem, client.key), else Dask's own configuration (distributed.comm.tls.*)."""
+    from distributed.security import Security
+
+    tls_dir = os.environ.get("KEEL_DASK_TLS", "")
+    if address.startswith("tls://") and tls_dir:
+        d = Path(tls_dir)
+        return Security(tls_ca_file=str(d / "ca.pem"), tls_client_cert=str(d / "client.pem"),
+                        tls_client_key=str(d / "client.key"), require_encryption=True)
+    return Security()
+
+
 class Cluster:
     def __init__(self, address: str = "", n_workers: int = 2, memory_limit: str = "4GiB", logger=None):
         self.address, self.n_workers, self.memory_limit = address, n_workers, memory_limit
@@ -72,16 +86,18 @@ class Cluster:
 
             logging.getLogger("distributed").setLevel(logging.ERROR)
             if self.address:
-                self._client = Client(self.address, timeout="30s")
+                self._client = Client(self.address, timeout="30s", security=client_security(self.address))
             else:
                 import dask
 
                 # a task whose worker dies twice is given up (KilledWorker) instead of killing two more: callers
                 # that pass `quarantine=` then set its input aside and go on
                 with _environment_kept(), dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+                    # mutual TLS with throw-away certificates: another local user cannot submit work to (and run
+                    # code as) this process's workers through their loopback ports
                     self._cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                                                 memory_limit=self.memory_limit, host="127.0.0.1",
-                                                 dashboard_address=None, silence_logs=logging.ERROR)
+                                                 memory_limit=self.memory_limit, host="127.0.0.1", security=True,
+                                                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
                     self._client = Client(self._cluster)
         return self._client
 

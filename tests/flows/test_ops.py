@@ -1,5 +1,7 @@
-"""Operations, for real: `keel up` starts the Prefect and MLflow servers, `keel run` finds and uses them, a cron
-deployment runs under `keel worker`, and headless Chromium shows the run and the champion model in both UIs."""
+"""Operations, for real: `keel up` starts the Prefect and MLflow servers (and Dask, S3), closed by default; `keel run`
+finds and uses them with the stack's credentials, a cron deployment runs under `keel worker`, headless Chromium
+logs in and shows the run and the champion model in both UIs, and a page on another origin can neither read nor
+create anything."""
 from __future__ import annotations
 
 import json
@@ -36,31 +38,56 @@ def stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("stack") / ".keel"
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "KEEL_TRACKING_URI")}
     env.update(KEEL_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
-    ports = {"prefect": free_port(), "mlflow": free_port()}
-    up = keel(["up", "--prefect-port", str(ports["prefect"]), "--mlflow-port", str(ports["mlflow"]), "--json"], env)
+    ports = {k: free_port() for k in ("prefect", "mlflow", "dask", "dask-dashboard", "s3")}
+    up = keel(["up", "--dask", "--dask-workers", "2", "--s3", "--json",
+               *[a for k, p in ports.items() for a in (f"--{k}-port", str(p))]], env)
     state = last_json(up.stdout)
-    yield {"home": home, "env": env, "ports": ports, "state": state,
+    creds = json.loads((home / "stack" / "credentials.json").read_text())
+    yield {"home": home, "env": env, "ports": ports, "state": state, "creds": creds, "up_output": up.stdout + up.stderr,
            "prefect": f"http://127.0.0.1:{ports['prefect']}", "mlflow": f"http://127.0.0.1:{ports['mlflow']}"}
     keel(["down"], env, check=False)
 
 
-def prefect_client(url: str):
+def prefect_client(url: str, auth: str):
     from prefect.client.orchestration import SyncPrefectClient
 
-    return SyncPrefectClient(url + "/api")
+    return SyncPrefectClient(url + "/api", auth_string=auth)
+
+
+def http(method: str, url: str, headers: dict | None = None, body: dict | None = None) -> tuple[int, dict, bytes]:
+    """One plain HTTP request (no client library smoothing anything over): status, headers, body."""
+    import http.client
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    data = json.dumps(body).encode() if body is not None else None
+    conn.request(method, u.path + (f"?{u.query}" if u.query else ""), body=data,
+                 headers={**({"Content-Type": "application/json"} if data else {}), **(headers or {})})
+    r = conn.getresponse()
+    out = r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    conn.close()
+    return out
+
+
+def basic(username: str, password: str) -> dict:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
 
 
 def test_stack_is_up_on_loopback_and_reports_port_conflicts(stack, tmp_path):
     import psutil
 
     st = last_json(keel(["status", "--json"], stack["env"]).stdout)
-    assert {n: s["healthy"] for n, s in st["services"].items()} == {"prefect": True, "mlflow": True}
+    assert {n: s["healthy"] for n, s in st["services"].items()} == dict.fromkeys(
+        ["prefect", "mlflow", "dask-scheduler", "dask-workers", "s3"], True)
     for name, s in st["services"].items():  # every listening socket of the stack is on 127.0.0.1
         procs = [psutil.Process(s["pid"]), *psutil.Process(s["pid"]).children(recursive=True)]
         listening = [c.laddr.ip for p in procs for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
         assert listening and set(listening) == {"127.0.0.1"}, (name, listening)
     again = keel(["up", "--prefect-port", str(stack["ports"]["prefect"]), "--mlflow-port",
-                  str(stack["ports"]["mlflow"])], stack["env"])
+                  str(stack["ports"]["mlflow"]), "--dask"], stack["env"])
     assert "already up" in again.stdout
     other = {**stack["env"], "KEEL_HOME": str(tmp_path / ".keel")}
     clash = keel(["up", "--prefect-port", str(stack["ports"]["prefect"]), "--mlflow-port", str(free_port())], other,
@@ -86,7 +113,7 @@ def finished_run(stack, tmp_path_factory, demo_corpus):
 def test_run_uses_the_stack_servers(stack, finished_run):
     res = finished_run["result"]
     assert res["tracking_uri"] == stack["mlflow"] and "champion" in res["aliases"]
-    with prefect_client(stack["prefect"]) as client:
+    with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
         fr = client.read_flow_run(res["flow_run_id"])
         assert fr.state.is_completed()
         names = {t.name.rsplit("-", 1)[0] for t in client.read_task_runs(
@@ -95,10 +122,116 @@ def test_run_uses_the_stack_servers(stack, finished_run):
         assert {"legal", "ingest", "curate", "tokenize", "pretrain", "specialize", "evaluate", "register"} <= names
         keys = {a.key for a in client.read_artifacts(limit=100)}
         assert {"curation-funnel", "token-budget", "evaluation", "training-curves"} <= keys
-    from mlflow import MlflowClient
+    status, _, body = http("GET", f"{stack['mlflow']}/api/2.0/mlflow/registered-models/alias?name="
+                           f"{res['registered_model']}&alias=champion", basic(**stack["creds"]["mlflow_runner"]))
+    assert status == 200 and json.loads(body)["model_version"]["version"] == res["version"]
 
-    mv = MlflowClient(stack["mlflow"]).get_model_version_by_alias(res["registered_model"], "champion")
-    assert str(mv.version) == res["version"]
+
+def _mode(p) -> str:
+    return oct(p.stat().st_mode & 0o777)
+
+
+def test_stack_is_closed_by_default(stack):
+    """No credentials: 401/403 from Prefect and MLflow; another web origin: no CORS grant, and MLflow refuses a
+    cross-origin write even with valid credentials; the runner account is not an admin; Dask answers only holders
+    of a certificate from the stack's CA; every credential file is 0600 and no credential reaches a log or the
+    terminal."""
+    p, m, creds = stack["prefect"], stack["mlflow"], stack["creds"]
+    evil = {"Origin": "http://evil.example"}
+    for method, path, body in [("POST", "/api/block_documents/filter", {"include_secrets": True}),
+                               ("POST", "/api/flow_runs/filter", {}), ("GET", "/api/admin/settings", None),
+                               ("POST", "/api/deployments/", {"name": "x", "flow_id": "00000000-0000-0000-0000-000000000000"})]:
+        status, headers, _ = http(method, p + path, evil, body)
+        assert status in (401, 403), (path, status)
+        assert "access-control-allow-origin" not in headers, path
+    status, headers, _ = http("OPTIONS", p + "/api/block_documents/filter",
+                              {**evil, "Access-Control-Request-Method": "POST"})
+    assert status >= 400 and "access-control-allow-origin" not in headers
+    status, headers, _ = http("OPTIONS", p + "/api/block_documents/filter",
+                              {"Origin": p, "Access-Control-Request-Method": "POST"})
+    assert status == 200 and headers["access-control-allow-origin"] == p  # the UI's own origin
+    user, _, pw = creds["prefect_auth_string"].partition(":")
+    status, _, _ = http("POST", p + "/api/block_documents/filter", basic(user, pw), {})
+    assert status == 403  # right auth string, but no CSRF token: a forged form post cannot act
+    status, _, _ = http("POST", p + "/api/block_documents/filter", basic(user, pw + "x"), {})
+    assert status in (401, 403)
+
+    status, _, _ = http("GET", m + "/api/2.0/mlflow/experiments/search?max_results=5")
+    assert status == 401
+    runner, admin = basic(**creds["mlflow_runner"]), basic(**creds["mlflow_admin"])
+    status, headers, _ = http("POST", m + "/api/2.0/mlflow/experiments/create", {**runner, **evil}, {"name": "evil"})
+    assert status == 403 and "access-control-allow-origin" not in headers
+    status, _, _ = http("GET", m + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=evil", admin)
+    assert status == 404
+    status, _, _ = http("GET", m + "/api/2.0/mlflow/experiments/search?max_results=5",
+                        {**runner, "Host": "evil.example"})
+    assert status == 403  # DNS rebinding: a foreign Host header is refused
+    status, _, _ = http("POST", m + "/api/2.0/mlflow/users/create", runner, {"username": "x", "password": "y"})
+    assert status == 403  # runs use an account that cannot manage users
+
+    from distributed import Client
+    from distributed.security import Security
+
+    sched = stack["state"]["services"]["dask-scheduler"]["url"]
+    assert sched.startswith("tls://")
+    for address, security in [(sched.replace("tls://", "tcp://"), None), (sched, Security.temporary())]:
+        with pytest.raises(Exception):
+            Client(address, timeout="5s", security=security)
+    from tasks.core.cluster import client_security
+
+    os.environ["KEEL_DASK_TLS"] = str(stack["home"] / "stack" / "tls")
+    try:
+        with Client(sched, timeout="10s", security=client_security(sched)) as c:
+            assert c.submit(sum, [1, 2, 3]).result() == 6
+    finally:
+        os.environ.pop("KEEL_DASK_TLS")
+
+    home = stack["home"]
+    private = [home / "stack" / "credentials.json", home / "stack" / "mlflow-auth.ini", home / "mlflow-auth.db",
+               home / "mlflow.db", home / "prefect" / "prefect.db", *(home / "stack" / "tls").iterdir(),
+               *(home / "stack").glob("*.log")]
+    assert {str(f): _mode(f) for f in private} == {str(f): "0o600" for f in private}
+    assert {_mode(d) for d in (home, home / "stack", home / "stack" / "tls")} == {"0o700"}
+    values = [creds["prefect_auth_string"].partition(":")[2], creds["mlflow_admin"]["password"],
+              creds["mlflow_runner"]["password"], creds["flask_secret_key"]]
+    from tests.conftest import files_containing
+
+    written = [f for v in values for f in files_containing(v, home)
+               if not f.endswith(("credentials.json", "mlflow-auth.ini"))]
+    assert written == [] and not any(v in stack["up_output"] for v in values)
+
+
+def test_non_loopback_host_needs_authentication(tmp_path):
+    """`--host 0.0.0.0 --no-auth` is refused; with authentication Prefect, MLflow and the Dask scheduler listen on
+    every interface and refuse requests without credentials from another address, while the S3 stand-in and the
+    Dask dashboard stay on 127.0.0.1."""
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "KEEL_TRACKING_URI")}
+    env.update(KEEL_HOME=str(tmp_path / ".keel"), PREFECT_HOME=str(tmp_path / ".keel" / "prefect"))
+    refused = keel(["up", "--host", "0.0.0.0", "--no-auth"], env, check=False)
+    assert refused.returncode == 1 and "refusing --host 0.0.0.0 with --no-auth" in refused.stderr
+    assert not (tmp_path / ".keel" / "stack" / "stack.json").exists()
+    ports = {k: free_port() for k in ("prefect", "mlflow", "dask", "dask-dashboard", "s3")}
+    st = last_json(keel(["up", "--host", "0.0.0.0", "--dask", "--dask-workers", "1", "--s3", "--json",
+                         *[a for k, p in ports.items() for a in (f"--{k}-port", str(p))]], env).stdout)
+    try:
+        listening = {}
+        for name, s in st["services"].items():
+            procs = [psutil.Process(s["pid"]), *psutil.Process(s["pid"]).children(recursive=True)]
+            listening.update({c.laddr.port: c.laddr.ip for p in procs for c in p.net_connections("inet")
+                              if c.status == psutil.CONN_LISTEN})
+        assert {listening[ports[k]] for k in ("prefect", "mlflow", "dask")} == {"0.0.0.0"}
+        assert {listening[ports[k]] for k in ("s3", "dask-dashboard")} == {"127.0.0.1"}
+        addrs = [a.address for nic in psutil.net_if_addrs().values() for a in nic
+                 if a.family.name == "AF_INET" and not a.address.startswith("127.")]
+        if addrs:  # from this machine's own non-loopback address, as another host would
+            status, _, _ = http("POST", f"http://{addrs[0]}:{ports['prefect']}/api/flow_runs/filter", {}, {})
+            assert status in (401, 403)
+            status, _, _ = http("GET", f"http://{addrs[0]}:{ports['mlflow']}/api/2.0/mlflow/experiments/search")
+            assert status in (401, 403)
+    finally:
+        keel(["down"], env, check=False)
 
 
 def _browser():
@@ -129,8 +262,15 @@ def test_browser_shows_the_run_and_the_champion(stack, finished_run):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pw, browser = _browser()
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        with prefect_client(stack["prefect"]) as client:
+        admin = stack["creds"]["mlflow_admin"]
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, http_credentials={
+            "username": admin["username"], "password": admin["password"], "origin": stack["mlflow"]})
+        page = context.new_page()
+        page.goto(stack["prefect"], wait_until="domcontentloaded")  # the UI asks for the auth string first
+        page.get_by_placeholder("admin:pass").fill(stack["creds"]["prefect_auth_string"])
+        page.keyboard.press("Enter")
+        page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)
+        with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
             run_name = client.read_flow_run(res["flow_run_id"]).name
         page.goto(f"{stack['prefect']}/runs/flow-run/{res['flow_run_id']}", wait_until="domcontentloaded")
         _wait_for_text(page, [run_name, "Completed"])
@@ -141,18 +281,79 @@ def test_browser_shows_the_run_and_the_champion(stack, finished_run):
         page.goto(f"{stack['mlflow']}/#/models/{res['registered_model']}", wait_until="domcontentloaded")
         _wait_for_text(page, [res["registered_model"], "champion", f"Version {res['version']}"])
         page.screenshot(path=str(SCREENSHOTS / "mlflow-registered-model.png"), full_page=True)
+
+        # the same browser, logged in to both UIs, opens a page on another origin that tries to use them
+        evil = _serve_page(EVIL_PAGE.replace("PREFECT", stack["prefect"]).replace("MLFLOW", stack["mlflow"])
+                           .replace("FLOW_ID", str(fr_flow_id(stack, res))))
+        page.goto(evil, wait_until="domcontentloaded")
+        page.wait_for_function("document.title === 'done'", timeout=60_000)
+        probes = json.loads(page.inner_text("body"))
     finally:
         browser.close()
         pw.stop()
     assert (SCREENSHOTS / "prefect-flow-run.png").stat().st_size > 10_000
     assert (SCREENSHOTS / "mlflow-registered-model.png").stat().st_size > 10_000
+    assert set(probes) == {"prefect_secrets", "prefect_create", "mlflow_read", "mlflow_create"}
+    for name, r in probes.items():  # blocked by CORS (nothing readable) or refused
+        assert "error" in r or r["status"] in (401, 403), (name, r)
+    status, _, _ = http("GET", stack["mlflow"] + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=evil-page",
+                        basic(**stack["creds"]["mlflow_admin"]))
+    assert status == 404
+    from prefect.client.schemas.filters import FlowRunFilter
+
+    with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
+        assert client.read_flow_runs(flow_run_filter=FlowRunFilter(name={"any_": ["evil-page"]})) == []
+
+
+EVIL_PAGE = """<html><body>probing<script>
+const out = {};
+async function probe(name, url, opts) {
+  try { const r = await fetch(url, opts); out[name] = {status: r.status, body: (await r.text()).slice(0, 200)}; }
+  catch (e) { out[name] = {error: String(e)}; }
+}
+(async () => {
+  await probe('prefect_secrets', 'PREFECT/api/block_documents/filter', {method: 'POST', credentials: 'include',
+    headers: {'Content-Type': 'application/json'}, body: JSON.stringify({include_secrets: true})});
+  await probe('prefect_create', 'PREFECT/api/flow_runs/', {method: 'POST', credentials: 'include',
+    headers: {'Content-Type': 'text/plain'}, body: JSON.stringify({flow_id: 'FLOW_ID', name: 'evil-page'})});
+  await probe('mlflow_read', 'MLFLOW/api/2.0/mlflow/experiments/search?max_results=5', {credentials: 'include'});
+  await probe('mlflow_create', 'MLFLOW/api/2.0/mlflow/experiments/create', {method: 'POST', credentials: 'include',
+    headers: {'Content-Type': 'text/plain'}, body: JSON.stringify({name: 'evil-page'})});
+  document.body.innerText = JSON.stringify(out); document.title = 'done';
+})();
+</script></body></html>"""
+
+
+def fr_flow_id(stack, res) -> str:
+    with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
+        return str(client.read_flow_run(res["flow_run_id"]).flow_id)
+
+
+def _serve_page(html: str) -> str:
+    """Serve one page from another origin (a different port on this machine) in a background thread."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(html.encode())
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://localhost:{server.server_address[1]}/"
 
 
 def test_cron_deployment_runs_under_keel_worker(stack, tmp_path, demo_corpus):
     recipe = write_recipe(tmp_path, demo_corpus, ids=["mitre_cwe"])
     dep = last_json(keel(["deploy", "--recipe", str(recipe), "--cron", "* * * * *", "--name", "every-minute",
                           "--until", "legal", "--json"], stack["env"]).stdout)
-    with prefect_client(stack["prefect"]) as client:
+    with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
         d = client.read_deployment(dep["id"])
         assert [s.schedule.cron for s in d.schedules] == ["* * * * *"]
         assert d.global_concurrency_limit is not None and d.global_concurrency_limit.limit == 1
@@ -165,7 +366,7 @@ def test_cron_deployment_runs_under_keel_worker(stack, tmp_path, demo_corpus):
 
         deadline, done = time.time() + 200, []
         while time.time() < deadline and not done:
-            with prefect_client(stack["prefect"]) as client:
+            with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
                 runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [d.id]}))
             done = [r for r in runs if r.state and r.state.is_completed()]
             failed = [r for r in runs if r.state and r.state.is_final() and not r.state.is_completed()]
@@ -176,34 +377,5 @@ def test_cron_deployment_runs_under_keel_worker(stack, tmp_path, demo_corpus):
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
-        with prefect_client(stack["prefect"]) as client:
+        with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
             client.delete_deployment(d.id)
-
-
-def test_mlflow_basic_auth_can_be_switched_on(tmp_path):
-    import urllib.error
-    import urllib.request
-
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "KEEL_TRACKING_URI")}
-    env.update(KEEL_HOME=str(tmp_path / ".keel"), PREFECT_HOME=str(tmp_path / ".keel" / "prefect"))
-    ml = free_port()
-    keel(["up", "--auth", "--prefect-port", str(free_port()), "--mlflow-port", str(ml)], env)
-    try:
-        creds_file = tmp_path / ".keel" / "stack" / "mlflow-credentials.json"
-        assert oct(creds_file.stat().st_mode & 0o777) == "0o600"
-        creds = json.loads(creds_file.read_text())
-        api = f"http://127.0.0.1:{ml}/api/2.0/mlflow/experiments/search?max_results=5"
-        with pytest.raises(urllib.error.HTTPError) as denied:
-            urllib.request.urlopen(api, timeout=10)
-        assert denied.value.code == 401
-        import base64
-
-        req = urllib.request.Request(api, headers={"Authorization": "Basic " + base64.b64encode(
-            f"{creds['username']}:{creds['password']}".encode()).decode()})
-        assert urllib.request.urlopen(req, timeout=10).status == 200
-        models = keel(["models", "--json"], env)  # keel commands authenticate from the stack's credentials
-        assert json.loads(models.stdout.strip().splitlines()[-1]) == []
-        logs = "".join(p.read_text(errors="replace") for p in (tmp_path / ".keel" / "stack").glob("*.log"))
-        assert creds["password"] not in logs + models.stdout + models.stderr
-    finally:
-        keel(["down"], env, check=False)
