@@ -115,12 +115,20 @@ def _names(host: str, port: int) -> list[str]:
     if is_loopback(host):
         names = ["127.0.0.1", "localhost"]
     else:
-        names = [n for n in (host, socket.getfqdn(), socket.gethostname()) if n and n not in ("0.0.0.0", "::")]
+        names = [n for n in (host, socket.getfqdn(), socket.gethostname()) if n and not _unspecified(n)]
     return [f"{n}:{port}" for n in dict.fromkeys(names)]
 
 
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def public_host(host: str) -> str:
-    return socket.getfqdn() if host in ("0.0.0.0", "::") else host
+    """The name clients use for a service bound to `host` (this machine's name for an all-interfaces bind)."""
+    return socket.getfqdn() if _unspecified(host) else host
 
 
 def plan_services(home: Path, host: str, ports: dict[str, int], dask: bool, dask_workers: int, s3: bool,

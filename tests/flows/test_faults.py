@@ -55,7 +55,7 @@ def _content_hashes(stage_uri: str) -> dict[str, str]:
 def test_dask_worker_killed_mid_curation(tmp_path, demo_corpus, dask_processes):
     cluster = dask_processes
     gate = approve(["shakespeare", "mitre_cwe", "mitre_attack", "python_docs"], demo_corpus)
-    got, _ = run_direct(ingest.STAGE, ingest.IngestSettings(Limits(5_000_000), 200), ingest.IngestInputs(tuple(m.data() for m in gate.sources)),
+    got, _ = run_direct(ingest.STAGE, ingest.IngestSettings(Limits(5_000_000), 200, 0.0), ingest.IngestInputs(tuple(m.data() for m in gate.sources)),
                         tmp_path, cluster)
     cfg = CurateConfig(steps=("normalize", "language", "gopher_quality", "gopher_repetition", "hap", "pii"),
                        gopher_quality=GopherQualityConfig(min_words=20), language=LanguageConfig(min_score=0.3))

@@ -42,7 +42,7 @@ def test_pipeline_reads_and_writes_s3(tmp_path, demo_corpus, s3, prefect_harness
 def test_curation_on_real_dask_scheduler_and_worker_processes(tmp_path, demo_corpus, dask_processes):
     cluster = dask_processes
     gate = approve(["mitre_attack", "python_docs"], demo_corpus)
-    got, _ = run_direct(ingest.STAGE, ingest.IngestSettings(Limits(5_000_000), 500), ingest.IngestInputs(tuple(m.data() for m in gate.sources)),
+    got, _ = run_direct(ingest.STAGE, ingest.IngestSettings(Limits(5_000_000), 500, 0.0), ingest.IngestInputs(tuple(m.data() for m in gate.sources)),
                         tmp_path, cluster)
     cfg = CurateConfig(steps=("normalize", "gopher_quality"), gopher_quality=GopherQualityConfig(min_words=20))
     out, cur = run_direct(curate.STAGE, cfg, curate.CurateInputs(got, gate.policy), tmp_path, cluster)
