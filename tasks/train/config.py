@@ -193,13 +193,13 @@ class TrainConfig:
             p.append(f"{where}.nproc = {self.nproc} must be a multiple of nodes ({self.nodes})")
         if self.launcher == "kubernetes" and not self.image:
             p.append(f"{where}.launcher = 'kubernetes' needs image = '<registry>/<keel image>:<tag>'")
-        if self.image and not IMAGE.match(self.image):
+        if self.image and not IMAGE.fullmatch(self.image):
             p.append(f"{where}.image = {self.image!r} is not a container image reference (registry/name:tag)")
         for name in ("partition", "account"):
             value = getattr(self, name)
-            if value and not SLURM_NAME.match(value):
+            if value and not SLURM_NAME.fullmatch(value):
                 p.append(f"{where}.{name} = {value!r} may hold only letters, digits and _ . , + -")
-        if self.time_limit and not SLURM_TIME.match(self.time_limit):
+        if self.time_limit and not SLURM_TIME.fullmatch(self.time_limit):
             p.append(f"{where}.time_limit = {self.time_limit!r} is not a Slurm time ([D-]HH:MM:SS, e.g. 2-00:00:00)")
         return p
 

@@ -1,5 +1,5 @@
 """Cluster launchers of a training job: a Slurm batch script or a Kubeflow PyTorchJob, rendered from the templates
-under infra/ (recipe values are checked against strict patterns by tasks/train/config.py before they get here),
+under infra/ (recipe values are checked by tasks/train/config.py when the recipe loads and again here),
 submitted under a name unique to the attempt, watched, and cancelled (`scancel`, `kubectl delete`) on timeout,
 hang, failure or when the run is asked to stop.
 
@@ -9,6 +9,8 @@ hang, failure or when the run is asked to stop.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import string
 import subprocess
 import time
@@ -16,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import yaml
+
 from tasks.core.jobs import STOP, JobFailed, JobStopped, remote_job
+from tasks.train.config import IMAGE, SLURM_NAME, SLURM_TIME
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 # Slurm states after which the same job, resubmitted, resumes from its checkpoint.
@@ -32,31 +37,100 @@ class Outcome:
     exit_code: str
 
 
+# What may be pasted into a launch file, whatever the caller checked before (defence in depth).
+KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+K8S_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # RFC 1123 label
+K8S_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
+SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./@+,=:-]*$")
+"""An absolute path without whitespace, quotes, %, $ or control characters (Slurm reads #SBATCH lines itself)."""
+
+
+def _check(name: str, value: str, pattern: re.Pattern, what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError(f"launcher field {name} = {value!r} is not {what}")
+    return value
+
+
+def _count(name: str, value: int, least: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"launcher field {name} = {value!r} is not an integer >= {least}")
+    return value
+
+
+def _seconds(name: str, value: float) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10**7:
+        raise ValueError(f"launcher field {name} = {value!r} is not a number of seconds")
+    return int(value)
+
+
+def _path(name: str, value: str) -> str:
+    if not isinstance(value, str) or any(ord(c) < 32 or ord(c) == 127 for c in value) or not value.startswith("/"):
+        raise ValueError(f"launcher field {name} = {value!r} is not an absolute path without control characters")
+    return value
+
+
 def render_slurm(kind: str, config_path: str, work_dir: str, nodes: int, procs_per_node: int, time_limit: str,
                  partition: str = "", account: str = "", python: str = "python", job_name: str = "",
                  gpus_per_node: int | None = None, cpus_per_task: int = 0, signal_lead_s: int = 120,
                  stop_timeout_s: int = 120) -> str:
     """A Slurm batch script running torchrun on every node (c10d rendezvous on the first node). Slurm sends
     SIGUSR1 `signal_lead_s` before the time limit: the trainers save a checkpoint and stop, and the job is
-    resubmitted to resume."""
+    resubmitted to resume.
+
+    Every value is checked: names and the time limit against Slurm's shapes, counts as integers, the work folder
+    (read by sbatch in an #SBATCH line) as a plain absolute path; the interpreter and config path are shell-quoted."""
+    _check("kind", kind, KIND, "a stage name")
     gpus = procs_per_node if gpus_per_node is None else gpus_per_node
+    for name, value in (("partition", partition), ("account", account)):
+        if value:
+            _check(name, value, SLURM_NAME, "a Slurm name (letters, digits and _ . , + -)")
+    job_name = _check("job_name", job_name or f"keel-{kind}", SLURM_NAME, "a Slurm name (letters, digits and _ . , + -)")
+    _check("time_limit", time_limit, SLURM_TIME, "a Slurm time ([D-]HH:MM:SS)")
+    _check("work_dir", work_dir, SAFE_PATH, "an absolute path of letters, digits and _ . / @ + , = : - (no spaces, "
+           "quotes, % or $) as Slurm needs for --output")
+    python = python if python == "python" else _path("python", python)
     tmpl = string.Template((INFRA / "slurm" / "train.sbatch.tmpl").read_text())
     lines = [f"#SBATCH --partition={partition}" if partition else "", f"#SBATCH --account={account}" if account else "",
-             f"#SBATCH --gpus-per-node={gpus}" if gpus else "", f"#SBATCH --cpus-per-task={cpus_per_task}" if cpus_per_task else ""]
-    return tmpl.substitute(kind=kind, job_name=job_name or f"keel-{kind}", config_path=config_path, work_dir=work_dir,
-                           nodes=nodes, procs_per_node=procs_per_node, time_limit=time_limit, python=python,
-                           signal_lead=max(int(signal_lead_s), 10), stop_timeout=int(stop_timeout_s),
+             f"#SBATCH --gpus-per-node={_count('gpus_per_node', gpus)}" if gpus else "",
+             f"#SBATCH --cpus-per-task={_count('cpus_per_task', cpus_per_task)}" if cpus_per_task else ""]
+    return tmpl.substitute(kind=kind, job_name=job_name, config_path=shlex.quote(_path("config_path", config_path)),
+                           work_dir=work_dir, nodes=_count("nodes", nodes, 1),
+                           procs_per_node=_count("procs_per_node", procs_per_node, 1), time_limit=time_limit,
+                           python=shlex.quote(python), signal_lead=max(_seconds("signal_lead_s", signal_lead_s), 10),
+                           stop_timeout=_seconds("stop_timeout_s", stop_timeout_s),
                            optional_lines="\n".join(x for x in lines if x))
 
 
 def render_pytorchjob(kind: str, config_path: str, work_dir: str, nodes: int, gpus_per_node: int, image: str,
                       job_name: str, pvc: str = "keel-work", stop_timeout_s: int = 120) -> str:
     """A Kubeflow PyTorchJob manifest (one master + nodes-1 workers) named for this attempt; deleting it gives the
-    pods `stop_timeout_s` (+30 s) to save a checkpoint."""
-    tmpl = string.Template((INFRA / "k8s" / "pytorchjob.yaml.tmpl").read_text())
-    return tmpl.substitute(kind=kind, config_path=config_path, work_dir=work_dir, nodes=nodes, job_name=job_name,
-                           gpus_per_node=gpus_per_node, image=image, pvc=pvc, workers=max(nodes - 1, 0),
-                           stop_timeout=int(stop_timeout_s), grace=int(stop_timeout_s) + 30)
+    pods `stop_timeout_s` (+30 s) to save a checkpoint.
+
+    The template is parsed as YAML and values are put into the parsed structure, then dumped: a value can hold any
+    character and stays one string (names and the image are still checked against Kubernetes' shapes)."""
+    values = {"kind": _check("kind", kind, KIND, "a stage name"),
+              "job_name": _check("job_name", job_name, K8S_NAME, "a Kubernetes name (RFC 1123 label)"),
+              "pvc": _check("pvc", pvc, K8S_SUBDOMAIN, "a Kubernetes volume claim name"),
+              "image": _check("image", image, IMAGE, "a container image reference (registry/name:tag)"),
+              "config_path": _path("config_path", config_path), "work_dir": _path("work_dir", work_dir),
+              "nodes": _count("nodes", nodes, 1), "gpus_per_node": _count("gpus_per_node", gpus_per_node),
+              "workers": max(_count("nodes", nodes, 1) - 1, 0), "stop_timeout": _seconds("stop_timeout_s", stop_timeout_s),
+              "grace": _seconds("stop_timeout_s", stop_timeout_s) + 30}
+    doc = yaml.safe_load((INFRA / "k8s" / "pytorchjob.yaml.tmpl").read_text())
+    return ("# keel training job for Kubeflow's training operator, rendered by tasks/train/launchers.py.\n"
+            + yaml.safe_dump(_fill(doc, values), sort_keys=False, default_flow_style=None, width=120))
+
+
+def _fill(node, values: dict):
+    """`node` with "${name}" strings replaced by the value itself and ${name} inside longer strings substituted."""
+    if isinstance(node, dict):
+        return {_fill(k, values): _fill(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fill(v, values) for v in node]
+    if isinstance(node, str) and "$" in node:
+        whole = re.fullmatch(r"\$\{(\w+)\}", node)
+        return values[whole.group(1)] if whole else string.Template(node).substitute(values)
+    return node
 
 
 def _sh(cmd: list[str], timeout: float = 60) -> str:

@@ -44,3 +44,82 @@ def test_run_job_streams_lines_and_fails_with_the_tail():
         assert "exited with 3" in str(exc) and "boom" in str(exc)
     else:
         raise AssertionError("a failing job must raise")
+
+
+# Values a hostile or careless recipe could put in a launch file.
+PAYLOADS = ["x\nrm -rf pwned", "$(touch pwned)", "'; touch pwned #", "`touch pwned`", "a b", "ok\n",
+            "x\n#SBATCH --uid=0", '"; touch pwned; "', "${job_name}", "x: {y: 1}\nkind: Pod", "/w/$(touch pwned)",
+            "/w/a'b\"c;touch pwned", 4.5, True, -1, "7"]
+SLURM_BASE = dict(kind="pretrain", config_path="/shared/run/job.json", work_dir="/shared/run", nodes=2,
+                  procs_per_node=2, time_limit="1:00:00", partition="gpu", account="proj", python="/usr/bin/python3",
+                  job_name="keel-pretrain-1", gpus_per_node=2, cpus_per_task=4, signal_lead_s=60, stop_timeout_s=60)
+
+
+def _run_sbatch_script(text: str, cwd) -> list[str]:
+    """Run a batch script under bash with srun/scontrol stand-ins; returns the argv srun was given."""
+    import os
+    import subprocess
+
+    bin_dir = cwd / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "srun").write_text('#!/bin/bash\nprintf "%s\\0" "$@" > srun.args\n')
+    (bin_dir / "scontrol").write_text("#!/bin/bash\necho node1\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    (cwd / "job.sbatch").write_text(text)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_JOB_ID="7", SLURM_JOB_NODELIST="node1")
+    subprocess.run(["bash", "job.sbatch"], cwd=cwd, env=env, check=True, timeout=30)
+    return (cwd / "srun.args").read_bytes().decode().split("\0")[:-1]
+
+
+def test_every_slurm_field_rejects_or_neutralises_injection(tmp_path):
+    base = render_slurm(**SLURM_BASE)
+    base_directives = [line.split("=", 1)[0] for line in base.splitlines() if line.startswith("#SBATCH")]
+    accepted = 0
+    for field in SLURM_BASE:
+        for payload in PAYLOADS:
+            try:
+                text = render_slurm(**dict(SLURM_BASE, **{field: payload}))
+            except ValueError as exc:
+                assert field in str(exc)
+                continue
+            accepted += 1
+            directives = [line.split("=", 1)[0] for line in text.splitlines() if line.startswith("#SBATCH")]
+            assert directives == base_directives, (field, payload)
+            run = tmp_path / f"{field}-{accepted}"
+            run.mkdir()
+            argv = _run_sbatch_script(text, run)
+            assert not list(tmp_path.rglob("pwned")), (field, payload)
+            if field in ("config_path", "python"):  # taken verbatim, as one argument
+                assert (argv[-1] if field == "config_path" else argv[1]) == payload
+    assert accepted >= 4  # the paths in shell lines take any printable text, quoted
+
+
+def test_every_pytorchjob_field_rejects_or_stays_one_value():
+    base = dict(kind="specialize", config_path="/work/s.json", work_dir="/work", nodes=2, gpus_per_node=8,
+                image="ghcr.io/example/keel:1", job_name="keel-specialize-1-abc", pvc="keel-work", stop_timeout_s=100)
+    shape = _shape(yaml.safe_load(render_pytorchjob(**base)))
+    accepted = 0
+    for field in base:
+        for payload in PAYLOADS:
+            try:
+                doc = yaml.safe_load(render_pytorchjob(**dict(base, **{field: payload})))
+            except ValueError as exc:
+                assert field in str(exc)
+                continue
+            accepted += 1
+            assert _shape(doc) == shape, (field, payload)
+            c = doc["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
+            if field == "config_path":
+                assert c["command"][-1] == payload
+            if field == "work_dir":
+                assert c["volumeMounts"][0]["mountPath"] == payload
+    assert accepted >= 4
+
+
+def _shape(node):
+    if isinstance(node, dict):
+        return {k: _shape(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_shape(v) for v in node]
+    return type(node).__name__
