@@ -54,11 +54,13 @@ def train(tmp: Path, name: str, spec, prefix: str, args, attention: str, bf16: b
     out = tmp / name
     job = TrainJob(spec=spec, tensor_parallel=1, pipeline_parallel=1, steps=args.steps,
                    micro_batch_size=args.micro_batch, global_batch_size=args.global_batch, lr=3e-4, min_lr=3e-5,
-                   warmup_steps=2, weight_decay=0.1, clip_grad=1.0, save_interval=0, attention=attention,
+                   warmup_steps=2, weight_decay=0.1, clip_grad=1.0, save_interval=0, save_interval_s=0,
+                   keep_checkpoints=0, attention=attention,
                    recompute=args.recompute, distributed_optimizer=False, overlap_grad_reduce=False, bf16=bf16,
                    bf16_on_cpu=False, seed=1, data=DataBlend(prefixes=[prefix], weights=[1.0], identity="bench"),
-                   eod=0, tokenizer_vocab=args.vocab, out_dir=str(out), init_from="",
-                   metrics_path=f"{out}.metrics.jsonl", result_path=f"{out}.result.json", skip_final_checkpoint=True)
+                   eod=0, tokenizer_vocab=args.vocab, out_dir=str(out), init_from="", init_from_manifest="",
+                   metrics_path=f"{out}.metrics.jsonl", result_path=f"{out}.result.json", heartbeat_dir=f"{out}.heartbeat",
+                   stopped_path=f"{out}.stopped.json", fence_path="", fence_token="", skip_final_checkpoint=True)
     write(job, tmp / f"{name}.json")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "model.train",
            "--config", str(tmp / f"{name}.json")]

@@ -36,6 +36,28 @@ def configure_env(home: str = "") -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _private_overrides(sets: list[str], deploy: bool = False) -> list[str]:
+    """`--set` values holding a credential (user:password@ in a URI, a signed-URL token, a secret-named key) are
+    handed to the run through the environment (`${env:KEEL_SET_<n>}`), so that the flow run's parameters, which
+    Prefect stores and shows, never hold them. A deployment cannot keep them: it is refused there."""
+    from tasks.core import secrets
+    from tasks.recipe import parse_override
+
+    out = []
+    for i, text in enumerate(sets):
+        keys, value = parse_override(text)
+        if isinstance(value, str) and (secrets.redact(value) != value or secrets.SECRET_KEY.search(keys[-1])):
+            if deploy:
+                raise ValueError(f"--set {'.'.join(keys)}=... holds a credential, which a deployment would store in "
+                                 "Prefect: put it in a Prefect Secret block ([run].secret_blocks) or refer to an "
+                                 "environment variable of the worker (${env:NAME})")
+            secrets.register(*(v for v in (secrets.split_userinfo(value)[2], value) if v))
+            os.environ[f"KEEL_SET_{i}"] = value
+            text = f'{".".join(keys)}="${{env:KEEL_SET_{i}}}"'
+        out.append(text)
+    return out
+
+
 def cmd_corpus(args) -> int:
     from tasks.ingest.demo_corpus import build_demo_corpus
 
@@ -80,7 +102,8 @@ def cmd_run(args) -> int:
         print(f"  Registered model:    {result['registered_model']} version {result['version']} "
               f"aliases {result['aliases']}")
         for alias in result["aliases"]:
-            print(f"  Load it with:        mlflow.pyfunc.load_model('models:/{result['registered_model']}@{alias}')")
+            print(f"  Load it with:        tasks.track.tracking.load_verified({result['tracking_uri']!r}, "
+                  f"'{result['registered_model']}@{alias}')")
         print(f"  Outputs under:       {result['output_root']}")
         print(f"  MLflow UI:           mlflow ui --backend-store-uri {result['tracking_uri']}")
     return 0
@@ -352,7 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_corpus)
     args = parser.parse_args(argv)
     configure_env()
+    from tasks.core import secrets
     from tasks.core.jobs import RunStopped
+
+    secrets.install_log_redaction()
+    secrets.register_environment()
+    if getattr(args, "set", None):
+        args.set = _private_overrides(args.set, deploy=args.command == "deploy")
 
     if args.command in ("run", "plan", "forget"):
         from flows import signals
@@ -363,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except ValueError as exc:  # user errors: the message says what to fix
-        print(f"keel: error: {exc}", file=sys.stderr)
+        print(f"keel: error: {secrets.redact(str(exc))}", file=sys.stderr)
         return 2
     except RunStopped as exc:
         print(f"keel: {exc}", file=sys.stderr)

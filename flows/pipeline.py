@@ -17,7 +17,7 @@ from flows import publish, signals
 from flows.locks import output_root_lock
 from flows.runner import RunContext, retry_options, run_stage
 from flows.secrets import apply_secret_blocks
-from tasks.core import cachekey
+from tasks.core import cachekey, secrets
 from tasks.core.cluster import Cluster
 from tasks.core.jobs import RunStopped
 from tasks.core.typed import dump
@@ -46,6 +46,8 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: s
         raise ValueError(f"until must be one of {UNTIL}, not {until!r}")
     t0 = time.perf_counter()
     signals.install()  # over Prefect's own SIGTERM handler: running jobs get to save a checkpoint first
+    secrets.install_log_redaction()  # every log line of this process, Prefect's included, is redacted
+    secrets.register_environment()
     recipe = load_recipe(recipe_path, overrides or [])  # the whole recipe is valid before any stage runs
     logger = get_run_logger()
     applied = apply_secret_blocks(list(recipe.run.secret_blocks))

@@ -10,8 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact as _markdown_artifact
+from prefect.artifacts import create_table_artifact as _table_artifact
 
+from tasks.core.secrets import redact_obj
 from tasks.core.storage import StageDir, read_bytes
 from tasks.curate.stage import CurateResult
 from tasks.evaluate.stage import EvaluateResult
@@ -19,6 +21,15 @@ from tasks.govern.contracts import ContractError, ContractResult, report_markdow
 from tasks.tokenize.stage import TokenizeResult
 from tasks.train.plan import PlanResult, plan_markdown
 from tasks.train.stage import TrainResult
+
+
+def create_markdown_artifact(**kw):
+    """A Prefect markdown artifact, with secrets masked (tasks/core/secrets.py)."""
+    return _markdown_artifact(**redact_obj(kw))
+
+
+def create_table_artifact(**kw):
+    return _table_artifact(**redact_obj(kw))
 
 
 def _artifact(tracker, sd: StageDir, rel: str, folder: str | None = None) -> None:
@@ -42,7 +53,8 @@ def log_stage(t, name: str, result: Any, sd: StageDir) -> None:
         t.log_text("\n".join(f"{s.step}: in {s.received}, kept {s.kept}, rejected {dict(s.rejected)}"
                              for s in result.funnel), "funnel.txt")
     elif isinstance(result, TokenizeResult):
-        t.set_tags({"keel.tokenizer_sha256": result.tokenizer.sha256, "keel.ledger_uri": sd.at(result.ledger.path)})
+        t.set_tags({"keel.tokenizer_sha256": result.tokenizer.sha256, "keel.ledger_uri": sd.at(result.ledger.path),
+                    "keel.ledger_sha256": result.ledger.sha256})
         _artifact(t, sd, result.tokenizer.path, "tokenizer")
     elif isinstance(result, PlanResult):
         t.log_metrics({k: getattr(result, k) for k in ("params", "unique_train_tokens", "unique_train_words",
@@ -55,7 +67,7 @@ def log_stage(t, name: str, result: Any, sd: StageDir) -> None:
         mix = result.realized_mix
         t.log_metrics({f"mix_share.{d}": v for d, v in mix.domain_share.items()})
         t.log_metrics({f"epochs.{s}": v.epochs for s, v in mix.sources.items()})
-        t.set_tags({"keel.checkpoint": sd.at(result.checkpoint)})
+        t.set_tags({"keel.checkpoint": sd.at(result.checkpoint), "keel.checkpoint_manifest_sha256": result.checkpoint_manifest})
     elif isinstance(result, EvaluateResult):
         for model, res in result.models.items():
             t.log_metrics({f"{model}.hap_rate": res.hap_rate, f"{model}.export_max_abs_logit_diff": res.max_abs_logit_diff})

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 
+from tasks.core.secrets import register
+
 _NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -27,6 +29,7 @@ def apply_secret_blocks(names: list[str]) -> list[str]:
         value = Secret.load(name).get()
         if not isinstance(value, dict):
             raise ValueError(f"Secret block {name!r} must hold a JSON object of ENV_NAME -> value")
+        register(*(str(v) for v in value.values()))  # masked wherever it could appear (tasks/core/secrets.py)
         for key, secret in value.items():
             if not _NAME.match(key):
                 raise ValueError(f"Secret block {name!r}: {key!r} is not an environment variable name")

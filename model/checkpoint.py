@@ -11,10 +11,14 @@ Layout: <dir>/iter_0000042/ (torch_dist format, reshardable across TP/PP) holdin
 `keel_manifest.json` (every file with its size and sha256, written and fsynced after the checkpoint's files), and
 <dir>/latest (the step, moved last, atomically, fsynced). Resuming takes the newest checkpoint whose manifest
 verifies; a partial or corrupt one (killed mid-save, truncated, a file missing) is skipped with a warning.
+
+Nothing is loaded unverified: megatron's loader unpickles checkpoint metadata, so every file is checked against
+the manifest first (on rank 0, the others wait for its answer), a file the manifest does not list is refused, and
+a caller that recorded the manifest's own sha256 when the checkpoint was written (the stage result, the stage
+marker, MLflow) passes it so that a rewritten manifest is refused too.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,9 +27,10 @@ from pathlib import Path
 
 import torch
 
+from model.integrity import CHECKPOINT_MANIFEST, IntegrityError, sha256_file
 from model.lifecycle import fsync_dir, write_json_durably
 
-MANIFEST = "keel_manifest.json"
+MANIFEST = CHECKPOINT_MANIFEST
 _ITER = re.compile(r"^iter_(\d{7})$")
 
 
@@ -41,12 +46,7 @@ def latest_step(root: str | Path) -> int | None:
     return int(marker.read_text().strip())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+_sha256 = sha256_file
 
 
 def write_manifest(target: Path) -> dict:
@@ -69,6 +69,11 @@ def verify(target: Path, hashes: bool = True) -> str | None:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         return f"unreadable manifest ({exc})"
+    listed = {f["path"] for f in manifest["files"]}
+    extra = sorted(str(p.relative_to(target)) for p in target.rglob("*")
+                   if p.is_file() and p.name != MANIFEST and str(p.relative_to(target)) not in listed)
+    if extra:
+        return f"{extra[0]} is not in the manifest"
     for f in manifest["files"]:
         p = target / f["path"]
         if not p.is_file():
@@ -78,6 +83,29 @@ def verify(target: Path, hashes: bool = True) -> str | None:
         if hashes and _sha256(p) != f["sha256"]:
             return f"{f['path']} does not match its sha256"
     return None
+
+
+def manifest_sha256(target: str | Path) -> str:
+    """The sha256 of a checkpoint's manifest: recorded by whoever keeps the checkpoint, checked before loading it."""
+    return _sha256(Path(target) / MANIFEST)
+
+
+def check_before_load(target: str | Path, manifest_sha: str = "") -> None:
+    """Refuse (IntegrityError naming the file) a checkpoint whose manifest is not the one recorded (`manifest_sha`)
+    or whose files differ from its manifest. Rank 0 reads the files; every rank gets its answer."""
+    target = Path(target)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    problem = [None]
+    if not distributed or torch.distributed.get_rank() == 0:
+        if manifest_sha and (target / MANIFEST).is_file() and manifest_sha256(target) != manifest_sha:
+            problem[0] = f"{MANIFEST} does not match the sha256 recorded when the checkpoint was written"
+        else:
+            problem[0] = verify(target)
+    if distributed:
+        torch.distributed.broadcast_object_list(problem, src=0)
+    if problem[0]:
+        raise IntegrityError(f"checkpoint {target} refused: {problem[0]} (it changed since it was written; "
+                             f"nothing of it was loaded)")
 
 
 def steps_on_disk(root: str | Path) -> list[int]:
@@ -305,12 +333,16 @@ def _check_optimizer_format(path, common: dict, optimizer) -> None:
                          f"reshard freely)")
 
 
-def load(path: str | Path, model, optimizer=None, scheduler=None, rng: bool = False) -> dict:
+def load(path: str | Path, model, optimizer=None, scheduler=None, rng: bool = False, manifest_sha: str = "",
+         checked: bool = False) -> dict:
     """Load model (and optimizer/scheduler when given) from one checkpoint directory; returns common state.
     With `rng`, restores every RNG of this rank if the checkpoint has the same (PP, TP, DP) layout;
-    `rng_restored` in the result says whether it did."""
+    `rng_restored` in the result says whether it did. The checkpoint is verified first (`check_before_load`)
+    unless the caller just did (`checked`)."""
     from megatron.core import dist_checkpointing
 
+    if not checked:
+        check_before_load(path, manifest_sha)
     model_sd = model.sharded_state_dict()
     request = {"model": model_sd}
     common = dist_checkpointing.load_common_state_dict(str(path))

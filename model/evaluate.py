@@ -15,6 +15,7 @@ import torch
 
 from model import checkpoint
 from model.gpt import build_model, init_distributed
+from model.integrity import read_verified
 from model.job import EvalJob, EvalOutput, Generation, GroupScore, write
 
 
@@ -60,9 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     spec = job.spec
     device = init_distributed(1, 1, job.seed)
     model = build_model(spec, bf16=False, attention="sdpa", recompute="none")  # fp32 scoring, even of a bf16 model
-    checkpoint.load(job.checkpoint, model)
+    checkpoint.load(job.checkpoint, model, manifest_sha=job.checkpoint_manifest)
     model.eval()
-    tokenizer = Tokenizer.from_file(job.tokenizer)
+    tokenizer = Tokenizer.from_str(read_verified(job.tokenizer, job.tokenizer_sha256, "tokenizer").decode())
     groups = {name: _score(model, _windows(prefixes, spec.seq_length, job.max_sequences), tokenizer,
                            spec.seq_length, device)
               for name, prefixes in job.groups.items()}

@@ -76,6 +76,8 @@ class TrainJob:
     the stage resumes instead of starting over."""
     init_from: str
     """A checkpoint to start from (weights only), or ''."""
+    init_from_manifest: str
+    """The sha256 of that checkpoint's manifest, recorded when it was written ('' for none)."""
     metrics_path: str
     result_path: str
     heartbeat_dir: str
@@ -115,7 +117,10 @@ class TrainOutput:
 class EvalJob:
     spec: ModelSpec
     checkpoint: str
+    checkpoint_manifest: str
+    """The sha256 of the checkpoint's manifest, recorded when it was written."""
     tokenizer: str
+    tokenizer_sha256: str
     groups: dict[str, list[str]]
     """Held-out dataset prefixes per group (a domain, or 'general')."""
     max_sequences: int

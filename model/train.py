@@ -140,14 +140,15 @@ def main(argv: list[str] | None = None) -> None:
     start, loss = 0, float("nan")
     resumed = _agreed_resume_step(out_dir, rank0)
     if resumed is not None:
-        state = checkpoint.load(checkpoint.step_dir(out_dir, resumed), model, optimizer, scheduler, rng=True)
+        state = checkpoint.load(checkpoint.step_dir(out_dir, resumed), model, optimizer, scheduler, rng=True,
+                                checked=True)  # rank 0 verified it when choosing it
         start, loss = state["step"], float((state["extra"] or {}).get("loss", float("nan")))
         if not state["rng_restored"]:  # new parallel layout: a deterministic fresh stream per (seed, step)
             torch.manual_seed(job.seed + start)
         if rank0:
             print(f"resuming from checkpoint step {resumed}", flush=True)
     elif job.init_from:
-        checkpoint.load(job.init_from, model)  # weights only: fresh optimizer, LR re-warm-up
+        checkpoint.load(job.init_from, model, manifest_sha=job.init_from_manifest)  # weights only: fresh optimizer, LR re-warm-up
 
     gbs, mbs = job.global_batch_size, job.micro_batch_size
     dp_size, dp_rank = ps.get_data_parallel_world_size(), ps.get_data_parallel_rank()

@@ -18,6 +18,7 @@ from typing import Any
 
 from tasks.core.cluster import DaskConfig
 from tasks.core.config import RecipeError, as_dict, build, suggest
+from tasks.core.secrets import interpolate, take_uri_credentials
 from tasks.core.storage import ALLOWED_SCHEMES, scheme_of
 from tasks.curate.config import CurateConfig
 from tasks.evaluate.config import EvaluateConfig
@@ -126,6 +127,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
                 break
         else:
             target[keys[-1]] = value
+    problems.extend(_resolve_values(raw))
     sections = {}
     for name in SECTIONS:
         try:
@@ -139,6 +141,25 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if problems:
         raise RecipeError(problems)
     return recipe
+
+
+def _resolve_values(node, where: str = "") -> list[str]:
+    """In place: `${env:NAME}` references replaced by the variable's value, and `user:password@` taken out of
+    every URI into the environment its client reads (tasks/core/secrets.py): the recipe keel carries, logs and
+    stores holds no credential. Returns the problems (never a secret's value)."""
+    problems = []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        here = f"{where}.{key}" if where else str(key)
+        if isinstance(value, (dict, list)):
+            problems.extend(_resolve_values(value, here))
+        elif isinstance(value, str):
+            try:
+                value = interpolate(value, here)
+                node[key] = take_uri_credentials(value, "mlflow" if here == "run.tracking_uri" else "")
+            except (KeyError, ValueError) as exc:
+                problems.append(f"[{here.split('.', 1)[0]}] {exc.args[0]}")
+    return problems
 
 
 def _manifest_domains(sources: SourcesConfig) -> tuple[dict[str, str], list[str]]:

@@ -72,6 +72,20 @@ def client_security(address: str):
     return Security()
 
 
+STORAGE_ENDPOINT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION")
+
+
+def _environment_plugin(env: dict[str, str]):
+    """A Dask worker plugin that sets environment variables in the worker process."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class Environment(WorkerPlugin):
+        def setup(self, worker=None):
+            os.environ.update(env)
+
+    return Environment()
+
+
 class Cluster:
     def __init__(self, address: str = "", n_workers: int = 2, memory_limit: str = "4GiB", logger=None):
         self.address, self.n_workers, self.memory_limit = address, n_workers, memory_limit
@@ -81,12 +95,15 @@ class Cluster:
 
     @property
     def client(self):
+        if self._client is not None and self.address:
+            self._ship_credentials()
         if self._client is None:
             from distributed import Client, LocalCluster
 
             logging.getLogger("distributed").setLevel(logging.ERROR)
             if self.address:
                 self._client = Client(self.address, timeout="30s", security=client_security(self.address))
+                self._ship_credentials()
             else:
                 import dask
 
@@ -100,6 +117,19 @@ class Cluster:
                                                  dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
                     self._client = Client(self._cluster)
         return self._client
+
+    def _ship_credentials(self) -> None:
+        """Workers of an external scheduler did not inherit this process's environment: credentials taken from
+        URIs (tasks/core/secrets.py) reach them through a worker plugin (over the scheduler's TLS connection), also
+        on workers that start later."""
+        from tasks.core.secrets import taken_environment
+
+        env = taken_environment()
+        if env:  # with where that storage is
+            env.update({k: os.environ[k] for k in STORAGE_ENDPOINT_ENV if k in os.environ})
+        if env and env != getattr(self, "_shipped", None):
+            self._client.register_plugin(_environment_plugin(env), name="keel-credentials")
+            self._shipped = env
 
     def map(self, fn, *iterables, progress: str = "", cost: list[float] | None = None,
             quarantine: Callable[[int, BaseException], Any] | None = None, **kwargs) -> list:

@@ -64,9 +64,11 @@ def resolve_data_uri(uri: str, data_root: str) -> str:
     if scheme not in ALLOWED_SCHEMES:
         raise ValueError(f"data uri {uri!r}: scheme {scheme!r} is not allowed; use one of {sorted(ALLOWED_SCHEMES)}")
     if is_remote(uri):
+        from tasks.core.secrets import redact, take_uri_credentials
+
         if ".." in uri.split("://", 1)[1].split("/"):
-            raise ValueError(f"data uri {uri!r} contains '..'")
-        return uri
+            raise ValueError(f"data uri {redact(uri)!r} contains '..'")
+        return take_uri_credentials(uri, "")  # s3://key:secret@bucket/...: to the environment, out of the URI
     if is_remote(data_root):  # relative to a remote root: may not climb out of it
         if uri.startswith("/") or ".." in uri.split("/"):
             raise ValueError(f"data uri {uri!r} must stay inside the data root {data_root}")

@@ -6,9 +6,11 @@ Each model is scored by `model.evaluate` in its own process from a typed `EvalJo
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.integrity import IntegrityError
 from model.job import EvalJob, EvalOutput, GroupScore, write
 from tasks.core.cachekey import file_hashes
 from tasks.core.jobs import python_cmd, run_job
@@ -93,7 +95,8 @@ def heldout_groups(tokenized: TokenizeResult, out: StageDir, split: str = "test"
 def _evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]], tokenizer: str,
                     cfg: EvalSettings, tokenized: TokenizeResult, out: StageDir, rt: Runtime) -> ModelEval:
     work = Path(out.local())
-    job = EvalJob(spec=trained.spec, checkpoint=out.fetch(trained.checkpoint), tokenizer=tokenizer, groups=groups,
+    job = EvalJob(spec=trained.spec, checkpoint=out.fetch(trained.checkpoint), checkpoint_manifest=trained.checkpoint_manifest,
+                  tokenizer=tokenizer, tokenizer_sha256=tokenized.tokenizer.sha256, groups=groups,
                   max_sequences=cfg.evaluate.max_sequences, eod=tokenized.eod, hf_dir=str(work / f"hf_{name}"),
                   prompts=list(PROMPTS), max_new_tokens=MAX_NEW_TOKENS, seed=GENERATION_SEED,
                   result_path=str(work / f"eval_{name}.json"))
@@ -111,7 +114,12 @@ def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> Ev
     work = Path(out.local())
     work.mkdir(parents=True, exist_ok=True)
     tokenizer = work / "tokenizer.json"
-    tokenizer.write_bytes(read_bytes(out.at(inputs.tokenized.tokenizer.path)))
+    tok = inputs.tokenized.tokenizer
+    blob = read_bytes(out.at(tok.path))
+    if hashlib.sha256(blob).hexdigest() != tok.sha256:
+        raise IntegrityError(f"tokenizer {out.at(tok.path)} refused: it does not match the sha256 recorded when the "
+                             "tokenize stage wrote it; it was changed or replaced since")
+    tokenizer.write_bytes(blob)
     trained = {"base": inputs.base, "specialized": inputs.specialized}
     if inputs.baseline:
         trained["baseline"] = inputs.baseline

@@ -5,7 +5,23 @@ from __future__ import annotations
 
 import json
 
-from tasks.core.cluster import read_parquet
+import hashlib
+import io
+
+import pandas as pd
+
+from tasks.core.storage import read_bytes
+
+
+def _verified_ledger(uri: str, sha256: str) -> pd.DataFrame:
+    """The ledger's doc_id and split columns, if its bytes match the sha256 the registry recorded."""
+    from model.integrity import IntegrityError
+
+    blob = read_bytes(uri)
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise IntegrityError(f"ledger {uri} refused: it does not match the sha256 recorded in the registry "
+                             f"({sha256[:16] or 'none'}…); it was changed or replaced since the model was registered")
+    return pd.read_parquet(io.BytesIO(blob), columns=["doc_id", "split"])
 
 
 def model_lineage(tracking_uri: str, ref: str) -> dict:
@@ -38,7 +54,7 @@ def versions_with_doc(tracking_uri: str, doc_id: str) -> list[dict]:
         uri = v["tags"].get("keel.ledger_uri")
         if not uri:
             continue
-        ledger = read_parquet(uri, columns=["doc_id", "split"])
+        ledger = _verified_ledger(uri, v["tags"].get("keel.ledger_sha256", ""))
         hit = ledger[ledger["doc_id"] == doc_id]
         if len(hit):
             out.append({"model": v["name"], "version": v["version"], "aliases": v["aliases"],

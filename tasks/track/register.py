@@ -1,7 +1,8 @@
 """Register stage: the specialized model as an MLflow models-from-code pyfunc (HF weights + tokenizer, no pickled
 live objects), with lineage tags (stage hashes, sources, licences, tokens per licence and source, ledger URI and
-sha256, contracts, evaluation figures, git commit, Prefect flow run), a description, the `candidate` alias, and
-`champion` when the gate promoted it.
+sha256, contracts, evaluation figures, git commit, Prefect flow run), the manifest of the stored model's files
+(`keel.artifact_manifest`: what `load_verified` checks before importing anything of it), a description, the
+`candidate` alias, and `champion` when the gate promoted it.
 
 The registry is the source of truth: a version already tagged with this stage's key is reused, never duplicated,
 so this stage runs every time and asks the registry (it writes no stage folder of its own).
@@ -19,6 +20,7 @@ from tasks.core.storage import StageDir
 from tasks.evaluate.stage import EvaluateResult
 from tasks.govern.legal import LegalResult
 from tasks.tokenize.stage import TokenizeResult
+from tasks.track.tracking import MANIFEST_TAG, manifest_tag
 
 SERVING = Path(__file__).resolve().parents[2] / "model" / "serving.py"
 
@@ -108,6 +110,7 @@ def run(cfg: RegisterSettings, inputs: RegisterInputs, out: StageDir, rt: Runtim
                               pip_requirements=pip_requirements())
     v = info["version"]
     tags = lineage_tags(inputs, out, rt.run_info, t.run_id or "")
+    tags[MANIFEST_TAG] = manifest_tag(info["manifest"])
     if rt.run_info.get("flow_run_url"):
         tags["keel.prefect_flow_run_url"] = rt.run_info["flow_run_url"]
     t.tag_version(cfg.name, v, {**tags, "keel.register_hash": out.hash}, description(inputs))

@@ -3,31 +3,29 @@
 
 `Tracker` wraps one parent run per pipeline run with nested runs per stage. `NoopTracker` offers the same
 interface for pure-code tests. Registry queries for lineage and forget (`registry_versions`, `resolve_version`,
-`set_version_tags`) live here too. Parameters and tags pass through `scrub` so that secrets (keys, tokens,
-passwords, credentials in URIs) never reach the tracking store.
+`set_version_tags`) and the verified loader of registered models (`load_verified`) live here too. Parameters,
+tags, dicts and texts pass through tasks/core/secrets.py so that secrets (keys, tokens, passwords, credentials in
+URIs, signed URLs) never reach the tracking store; a tracking URI's credentials go to the environment MLflow reads.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from tasks.core.secrets import redact, redact_obj, redact_value, take_uri_credentials
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-_SECRET_KEY = re.compile(r"(^|[._-])(secret|password|passwd|token|api[_-]?key|access[_-]?key|credentials?|auth)$", re.I)
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. :/]")
-_URI_CREDS = re.compile(r"(://)([^/@\s:]+):([^/@\s]+)@")
 
 
 def scrub(key: str, value: Any) -> Any:
-    """Mask values whose key looks secret, and user:password@ parts of URIs."""
-    if _SECRET_KEY.search(key):
-        return "***"
-    if isinstance(value, str):
-        return _URI_CREDS.sub(r"\1\2:***@", value)
-    return value
+    """Mask values whose key looks secret, registered secrets, URI passwords and signed-URL tokens."""
+    return redact_value(key, value)
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -81,6 +79,7 @@ class Tracker(NoopTracker):
         import mlflow
 
         self._mlflow = mlflow
+        tracking_uri = take_uri_credentials(tracking_uri, "mlflow")  # to MLFLOW_TRACKING_USERNAME/PASSWORD
         self.tracking_uri = tracking_uri
         mlflow.set_tracking_uri(tracking_uri)
         if mlflow.get_experiment_by_name(experiment) is None:
@@ -93,7 +92,8 @@ class Tracker(NoopTracker):
 
     @contextlib.contextmanager
     def stage(self, name: str, tags: dict | None = None) -> Iterator["Tracker"]:
-        run = self._mlflow.start_run(run_name=name, nested=True, tags={"keel.stage": name, **(tags or {})})
+        run = self._mlflow.start_run(run_name=name, nested=True,
+                                     tags={"keel.stage": name, **{k: str(scrub(k, v)) for k, v in (tags or {}).items()}})
         prev, self._active = self._active, run
         try:
             yield self
@@ -122,10 +122,10 @@ class Tracker(NoopTracker):
         self._mlflow.set_tags({k: str(scrub(k, v))[:5000] for k, v in tags.items()})
 
     def log_dict(self, obj: dict, name: str) -> None:
-        self._mlflow.log_dict(obj, name)
+        self._mlflow.log_dict(redact_obj(obj), name)
 
     def log_text(self, text: str, name: str) -> None:
-        self._mlflow.log_text(text, name)
+        self._mlflow.log_text(redact(text), name)
 
     def log_artifact(self, path: str, folder: str | None = None) -> None:
         if Path(path).is_dir():
@@ -140,19 +140,26 @@ class Tracker(NoopTracker):
     # ---- registry -------------------------------------------------------------------------------------
     def log_pyfunc_model(self, code_path: str, artifacts: dict[str, str], name: str, registered: str,
                          pip_requirements: list[str]) -> dict:
-        """Log a models-from-code pyfunc under the active run and register a new version."""
+        """Log a models-from-code pyfunc under the active run and register a new version; `manifest` is every
+        file of the stored model (size, sha256) as the artifact store holds it right after logging."""
         info = self._mlflow.pyfunc.log_model(
             name=name, python_model=code_path, artifacts=artifacts, registered_model_name=registered,
             pip_requirements=pip_requirements)
         version = info.registered_model_version
-        return {"model_uri": info.model_uri, "version": str(version)}
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self._mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=tmp,
+                                                              tracking_uri=self.tracking_uri)
+            manifest = files_manifest(Path(local))
+        return {"model_uri": info.model_uri, "version": str(version), "manifest": manifest}
 
     def tag_version(self, name: str, version: str, tags: dict, description: str | None = None) -> None:
         client = self._client()
         for k, v in tags.items():
             client.set_model_version_tag(name, version, k, str(scrub(k, v))[:5000])
         if description:
-            client.update_model_version(name, version, description=description[:5000])
+            client.update_model_version(name, version, description=redact(description)[:5000])
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._client().set_registered_model_alias(name, alias, version)
@@ -169,13 +176,77 @@ class Tracker(NoopTracker):
         return list(self._client().get_model_version(name, version).aliases)
 
 
+MANIFEST_TAG = "keel.artifact_manifest"
+"""Model-version tag: every file of the stored model with its size and sha256, recorded in the registry (the
+tracking database) when the version is written, so that whoever can write only the artifact store cannot change
+what a verified load runs."""
+
+
+MLFLOW_WRITES_LATER = {"registered_model_meta"}
+"""Written by MLflow after logging (the registered name and version, read as data): not in the manifest."""
+
+
+def files_manifest(root: Path) -> dict[str, dict]:
+    from model.integrity import sha256_file
+
+    return {p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in MLFLOW_WRITES_LATER}
+
+
+def manifest_tag(manifest: dict[str, dict]) -> str:
+    text = json.dumps({k: v["sha256"] + ":" + str(v["size"]) for k, v in manifest.items()}, sort_keys=True,
+                      separators=(",", ":"))
+    if len(text) > 5000:
+        raise ValueError(f"the model has too many files ({len(manifest)}) for its manifest to fit in a registry tag")
+    return text
+
+
+def verified_model(tracking_uri: str, ref: str, dst: str) -> Path:
+    """Download a registered version (NAME@ALIAS or NAME:VERSION) and check every file against the manifest in
+    its registry tags before anything of it is imported; IntegrityError names the first file that differs."""
+    import mlflow
+
+    from model.integrity import IntegrityError
+
+    v = resolve_version(tracking_uri, ref)
+    recorded = v["tags"].get(MANIFEST_TAG)
+    if not recorded:
+        raise IntegrityError(f"{v['name']} version {v['version']} has no {MANIFEST_TAG} tag: it was not registered by "
+                             "keel with a manifest, so it cannot be verified")
+    want = {k: tuple(val.rsplit(":", 1)) for k, val in json.loads(recorded).items()}
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{v['name']}/{v['version']}", dst_path=dst,
+                                                     tracking_uri=take_uri_credentials(tracking_uri, "mlflow")))
+    have = files_manifest(local)
+    where = f"{v['name']} version {v['version']}"
+    for rel, (sha, size) in sorted(want.items()):
+        if rel not in have:
+            raise IntegrityError(f"{where}: {rel} is missing from the artifact store")
+        if have[rel]["sha256"] != sha or str(have[rel]["size"]) != size:
+            raise IntegrityError(f"{where}: {rel} in the artifact store does not match the sha256 recorded in the "
+                                 "registry when it was registered; refusing to load it")
+    extra = sorted(set(have) - set(want))
+    if extra:
+        raise IntegrityError(f"{where}: {extra[0]} in the artifact store was not part of the registered model")
+    return local
+
+
+def load_verified(tracking_uri: str, ref: str):
+    """The pyfunc of a registered version, loaded from a verified local copy (`verified_model`)."""
+    import tempfile
+
+    import mlflow
+
+    tmp = tempfile.mkdtemp(prefix="keel-model-")
+    return mlflow.pyfunc.load_model(str(verified_model(tracking_uri, ref, tmp)))
+
+
 def list_models(tracking_uri: str) -> list[dict]:
     """Registered models with their versions, aliases, creation time and key metrics (keel.eval.* tags)."""
     import datetime as dt
 
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri)
+    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
     out = []
     for rm in client.search_registered_models():
         aliases: dict[str, list[str]] = {}
@@ -200,7 +271,7 @@ def registry_versions(tracking_uri: str) -> list[dict]:
     """Every version of every registered model: name, version, aliases (from the registered model), tags."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri)
+    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
     out = []
     for rm in client.search_registered_models():
         by_version: dict[str, list[str]] = {}
@@ -217,7 +288,7 @@ def resolve_version(tracking_uri: str, ref: str) -> dict:
 
     if "@" not in ref and ":" not in ref:
         raise ValueError(f"model reference {ref!r}: use NAME@ALIAS or NAME:VERSION")
-    client = mlflow.MlflowClient(tracking_uri)
+    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
     if "@" in ref:
         name, alias = ref.split("@", 1)
         v = client.get_model_version_by_alias(name, alias)
@@ -230,6 +301,6 @@ def resolve_version(tracking_uri: str, ref: str) -> dict:
 def set_version_tags(tracking_uri: str, name: str, version: str, tags: dict[str, str]) -> None:
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri)
+    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
     for k, v in tags.items():
         client.set_model_version_tag(name, version, k, str(scrub(k, v))[:5000])

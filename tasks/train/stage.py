@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from model.integrity import CHECKPOINT_MANIFEST, sha256_file
 from model.job import DataBlend, TrainJob, TrainOutput, write
 from model.lifecycle import HangWatch
 from model.presets import ModelSpec
@@ -55,6 +56,8 @@ class StepMetrics:
 class TrainResult:
     checkpoint: str
     """Output-root-relative folder of the final checkpoint."""
+    checkpoint_manifest: str
+    """The sha256 of that checkpoint's manifest (which holds every file's sha256): checked before it is loaded."""
     spec: ModelSpec
     final_loss: float
     steps: int
@@ -99,7 +102,7 @@ def checkpoints_rel(out: StageDir) -> str:
 
 
 def job_for(cfg: TrainSettings, spec: ModelSpec, blend: DataBlend, tokenized: TokenizeResult, ckpt: Path,
-            work: Path, init_from: str, fence: tuple[str, str] = ("", "")) -> TrainJob:
+            work: Path, init_from: str, fence: tuple[str, str] = ("", ""), init_from_manifest: str = "") -> TrainJob:
     t = cfg.train
     return TrainJob(
         spec=spec, tensor_parallel=t.tensor_parallel, pipeline_parallel=t.pipeline_parallel, steps=t.steps,
@@ -109,6 +112,7 @@ def job_for(cfg: TrainSettings, spec: ModelSpec, blend: DataBlend, tokenized: To
         recompute=t.recompute, distributed_optimizer=t.distributed_optimizer, overlap_grad_reduce=t.overlap_grad_reduce,
         bf16=cfg.model.bf16, bf16_on_cpu=False, seed=cfg.seed, data=blend, eod=tokenized.eod,
         tokenizer_vocab=tokenized.vocab_size, out_dir=str(ckpt), init_from=init_from,
+        init_from_manifest=init_from_manifest if init_from else "",
         metrics_path=str(ckpt / "metrics.jsonl"), result_path=str(work / "result.json"),
         heartbeat_dir=str(ckpt / "heartbeat"), stopped_path=str(ckpt / "stopped.json"), fence_path=fence[0],
         fence_token=fence[1], skip_final_checkpoint=False)
@@ -190,7 +194,8 @@ def run(cfg: TrainSettings, inputs: TrainInputs, out: StageDir, rt: Runtime) -> 
                       identity=tok.tokenizer.sha256)
     init_from = out.fetch(inputs.init_from.checkpoint) if inputs.init_from else ""
     job_path = work / f"{kind}.json"
-    job = job_for(cfg, spec, blend, tok, ckpt, work, init_from, rt.fence)
+    job = job_for(cfg, spec, blend, tok, ckpt, work, init_from, rt.fence,
+                  inputs.init_from.checkpoint_manifest if inputs.init_from else "")
     write(job, job_path)
     attempts = _launch(cfg, kind, job, job_path, work, rt)
     output = TrainOutput.read(work / "result.json")
@@ -198,7 +203,8 @@ def run(cfg: TrainSettings, inputs: TrainInputs, out: StageDir, rt: Runtime) -> 
     checkpoint = f"{ckpt_rel}/{Path(output.checkpoint).name}"
     out.upload()
     out.upload(checkpoint)
-    return TrainResult(checkpoint=checkpoint, spec=spec, final_loss=output.final_loss, steps=output.steps,
+    return TrainResult(checkpoint=checkpoint, checkpoint_manifest=sha256_file(Path(output.checkpoint) / CHECKPOINT_MANIFEST),
+                       spec=spec, final_loss=output.final_loss, steps=output.steps,
                        num_params=output.num_params, world_size=output.world_size,
                        metrics=metric_lines(work / "metrics.jsonl"), realized_mix=realized(output, plan, local),
                        planned_mix=normalize_mix(cfg.train.mix), job=out.rel(job_path.name),

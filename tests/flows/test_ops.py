@@ -127,6 +127,63 @@ def test_run_uses_the_stack_servers(stack, finished_run):
     assert status == 200 and json.loads(body)["model_version"]["version"] == res["version"]
 
 
+def test_credentials_in_uris_recipes_and_secret_blocks_reach_nothing_written(stack, tmp_path, demo_corpus):
+    """The MLflow runner password in the recipe's tracking URI, an S3 secret key in the output-root URI (the stack's
+    S3), a Secret block's value: the run works with them and none appears in any file (output, MLflow store and
+    artifacts, Prefect database), S3 object, Prefect flow-run parameter, log or artifact, or the terminal."""
+    import boto3
+
+    from tests.conftest import PLANTED_SECRET, files_containing
+
+    runner_pw = stack["creds"]["mlflow_runner"]["password"]
+    s3_url = stack["state"]["services"]["s3"]["url"]
+    s3 = boto3.client("s3", endpoint_url=s3_url, aws_access_key_id="k", aws_secret_access_key="k",
+                      region_name="us-east-1")
+    s3.create_bucket(Bucket="keel-secrets")
+    env = {k: v for k, v in stack["env"].items() if not k.startswith(("AWS_", "MLFLOW_TRACKING_"))}
+    env.update(AWS_DEFAULT_REGION="us-east-1")
+    auth = stack["creds"]["prefect_auth_string"]
+    block = subprocess.run([sys.executable, "-c", "from prefect.blocks.system import Secret; import sys; "
+                            "Secret(value={'KEEL_BLOCK_SECRET': sys.argv[1]}).save('keel-secret-test', overwrite=True)",
+                            PLANTED_SECRET + "-block"], env={**env, "PREFECT_API_URL": stack["prefect"] + "/api",
+                                                             "PREFECT_API_AUTH_STRING": auth},
+                           capture_output=True, text=True, timeout=120)
+    assert block.returncode == 0, block.stderr[-2000:]
+    recipe = write_recipe(tmp_path, demo_corpus, ids=["mitre_cwe"])
+    lines = [ln for ln in recipe.read_text().splitlines() if not ln.startswith("tracking_uri")]
+    at = lines.index("[run]") + 1
+    lines.insert(at, f'tracking_uri = "http://keel-runner:{runner_pw}@127.0.0.1:{stack["ports"]["mlflow"]}"')
+    recipe.write_text("\n".join(lines))
+    out = keel(["run", "--recipe", str(recipe), "--until", "ingest", "--json",
+                "--set", f"run.output_root=s3://AKIAKEELTEST:{PLANTED_SECRET}@keel-secrets/runs",
+                "--set", 'run.secret_blocks=["keel-secret-test"]'], env, timeout=600)
+    res = last_json(out.stdout)
+    assert res["counts"]["ingest"]["kept"] > 0 and res["tracking_uri"] == stack["mlflow"]
+    objects = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="keel-secrets")
+               for o in page.get("Contents", [])]
+    assert any("/ingest/" in k for k in objects)  # the run wrote its output through the URI's credentials
+    home = stack["home"]
+    for secret in (PLANTED_SECRET, runner_pw):
+        assert secret not in out.stdout + out.stderr
+        written = [f for f in files_containing(secret, tmp_path, home)  # but the inputs that hold it
+                   if not f.endswith(("credentials.json", "mlflow-auth.ini")) and f != str(recipe)]
+        assert written == [], (secret[:4], written)
+        assert not [k for k in objects if secret.encode() in s3.get_object(Bucket="keel-secrets", Key=k)["Body"].read()]
+    with prefect_client(stack["prefect"], auth) as client:
+        fr = client.read_flow_run(res["flow_run_id"])
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        logs, page = [], None
+        while page is None or len(page) == 200:
+            page = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[fr.id])), limit=200, offset=len(logs))
+            logs += page
+        assert len(logs) > 5
+        records = json.dumps(fr.parameters) + " ".join(lg.message for lg in logs)
+        records += " ".join(f"{a.data} {a.description}" for a in client.read_artifacts(limit=200))
+    for secret in (PLANTED_SECRET, runner_pw):
+        assert secret not in records
+
+
 def _mode(p) -> str:
     return oct(p.stat().st_mode & 0o777)
 

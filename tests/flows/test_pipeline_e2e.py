@@ -2,6 +2,7 @@
 config and of code), forget, secrets."""
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -52,11 +53,11 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     cur_run = client.search_runs([exp], "tags.`keel.stage` = 'curate'")[0]
     assert "curation_funnel.png" in [a.path for a in client.list_artifacts(cur_run.info.run_id)]
 
-    # the registered model loads by alias through MLflow and generates text; the HF export matches megatron
-    import mlflow
+    # the registered model loads by alias, verified against the registry's manifest, and generates text; the HF
+    # export matches megatron
+    from tasks.track.tracking import load_verified
 
-    mlflow.set_tracking_uri(first["tracking_uri"])
-    lm = mlflow.pyfunc.load_model(f"models:/{r.run.registered_model}@candidate")
+    lm = load_verified(first["tracking_uri"], f"{r.run.registered_model}@candidate")
     out = lm.predict(["The attacker", "To be"], params={"max_new_tokens": 8})
     assert len(out) == 2 and all(isinstance(x, str) and x for x in out)
     assert first["export_max_abs_logit_diff"] < 1e-4
@@ -142,6 +143,32 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     assert prefect_records_containing(secret) == []
     out, err = capfd.readouterr()
     assert secret not in out and secret not in err
+
+    # whoever can write only the artifact store or the output root cannot change what a verified load runs
+    _tampered_registry_files_are_refused(client, r.run.registered_model, first, tmp_path)
+
+
+def _tampered_registry_files_are_refused(client, name: str, first: dict, tmp_path) -> None:
+    from urllib.parse import urlparse
+
+    from model.integrity import IntegrityError
+    from tasks.govern import lineage
+    from tasks.track.tracking import load_verified
+
+    uri = first["tracking_uri"]
+    mv = client.get_model_version(name, first["version"])
+    stored = Path(urlparse(client.get_model_version_download_uri(name, first["version"])).path)
+    code = next(p for p in stored.rglob("*.py"))
+    pwned = tmp_path / "pwned"
+    code.write_text(f"import pathlib\npathlib.Path({str(pwned)!r}).touch()\n" + code.read_text())
+    with pytest.raises(IntegrityError, match=f"{code.name} in the artifact store does not match"):
+        load_verified(uri, f"{name}:{first['version']}")
+    assert not pwned.exists()
+    ledger = Path(urlparse(mv.tags["keel.ledger_uri"]).path if "://" in mv.tags["keel.ledger_uri"]
+                  else mv.tags["keel.ledger_uri"])
+    ledger.write_bytes(ledger.read_bytes() + b"\0")
+    with pytest.raises(IntegrityError, match="ledger .* refused"):
+        lineage.versions_with_doc(uri, "any")
 
 
 def _touch(tree, rel: str) -> None:

@@ -12,7 +12,7 @@ def _step(step, loss, **extra):
 
 
 def _trained(*metrics):
-    return TrainResult(checkpoint="pretrain/h/checkpoints/iter_0000003", spec=ModelSpec(1, 8, 2), final_loss=1.0,
+    return TrainResult(checkpoint="pretrain/h/checkpoints/iter_0000003", checkpoint_manifest="0" * 64, spec=ModelSpec(1, 8, 2), final_loss=1.0,
                        steps=len(metrics), num_params=1, world_size=1, metrics=tuple(metrics),
                        realized_mix=RealizedMix(1, 1, {}, {}), planned_mix={}, job="pretrain/h/pretrain.json")
 

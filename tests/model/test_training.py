@@ -42,7 +42,7 @@ def _config(tmp: Path, name: str, shards, tp=1, pp=1, steps=4, save_interval=0, 
                    save_interval=save_interval, save_interval_s=0, keep_checkpoints=0, attention="sdpa",
                    recompute="none", distributed_optimizer=False, overlap_grad_reduce=False, bf16=False,
                    bf16_on_cpu=False, seed=3, data=DataBlend(prefixes=list(shards), weights=[0.5, 0.5], identity="keel"),
-                   eod=0, tokenizer_vocab=256, out_dir=str(out), init_from="", metrics_path=f"{out}.metrics.jsonl",
+                   eod=0, tokenizer_vocab=256, out_dir=str(out), init_from="", init_from_manifest="", metrics_path=f"{out}.metrics.jsonl",
                    result_path=f"{out}.result.json", heartbeat_dir=f"{out}.heartbeat", stopped_path=f"{out}.stopped.json",
                    fence_path="", fence_token="", skip_final_checkpoint=False)
     return Path(write(job, tmp / f"{name}.json"))
