@@ -2,6 +2,7 @@
 
   keel run --recipe infra/recipes/demo.toml [--set section.key=value ...] [--json]
   keel plan --recipe R [--set ...] [--json]     token budget (runs/reuses the data stages)
+  keel inspect --recipe R --input IN.jsonl --output OUT.jsonl   curation rules on a sample, every signal
   keel models [--tracking-uri URI] [--json]     registered models, versions, aliases, key metrics
   keel lineage (--model NAME@ALIAS | --source ID | --doc ID) [--json]
   keel forget (--source ID | --doc ID) --recipe R [--no-run]
@@ -128,6 +129,23 @@ def cmd_plan(args) -> int:
         from tasks.train.plan import PlanResult
 
         print(plan_markdown(load(PlanResult, result["plan"])))
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from tasks.curate.inspect import inspect_file
+    from tasks.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.set)
+    if not Path(args.input).is_file():
+        raise ValueError(f"--input {args.input} is not a file (JSONL: one {{\"id\": ..., \"text\": ...}} per line)")
+    counts = inspect_file(recipe.curate, args.input, args.output)
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        print(f"{counts['documents']} documents: {counts['kept']} kept, rejected {counts['rejected'] or 'none'}")
+        print(f"  rules: {', '.join(counts['steps'])} (not applied: {', '.join(counts['not_applied'])})")
+        print(f"  every document with its signals: {args.output}")
     return 0
 
 
@@ -307,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_plan)
+    p = sub.add_parser("inspect", help="a recipe's curation rules on a JSONL sample: every document, every signal")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--input", required=True, help='JSONL, one {"id": ..., "text": ...} per line')
+    p.add_argument("--output", required=True, help="JSONL: each document with kept, reject_step, reject_reason, signals")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_inspect)
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("--tracking-uri", default="")
     p.add_argument("--json", action="store_true")

@@ -2,8 +2,15 @@
 generations both call `hap_scores`.
 
 Like IBM data-prep-kit's HAP annotator, a document's score is the maximum over its sentences, so one abusive
-sentence in a long document is not diluted. The classifier is alt-profanity-check (a linear SVM shipped in the
-wheel, ~50k sentences/s); the word list (data_contracts/hap/words.txt) catches what it misses.
+sentence in a long document is not diluted. A sentence's score is the largest of:
+- the profanity classifier: alt-profanity-check (a linear SVM shipped in the wheel, ~50k sentences/s);
+- the word list (data_contracts/hap/words.txt): `[always]` words (slurs, the strongest profanity) score 1.0
+  wherever they occur, `[directed]` words (insults) score 1.0 when aimed at a person or a group;
+- patterns for what carries no swear word: abuse aimed at the reader ("you are a worthless ..."), threats ("I will
+  find you", "kill yourself"), and hate against a group of people (dehumanising predicates, calls for violence or
+  expulsion, "go back to your country"). They need a person or a group as the target, so technical text ("kill
+  the child process", "attack vectors", "the idiot test") is not matched.
+A score of 1.0 is rejected at every threshold: the word list and the patterns act at the default setting.
 """
 from __future__ import annotations
 
@@ -37,23 +44,130 @@ class HapConfig:
 
 
 def word_list(path: str = str(DEFAULT_WORDS)) -> frozenset[str]:
-    """The word list, cached per content version (long-lived Dask workers see an edited list)."""
+    """The `[always]` words (cached per content version: long-lived Dask workers see an edited list)."""
+    return _lists(path)[0]
+
+
+def _lists(path: str) -> tuple[frozenset[str], frozenset[str], re.Pattern | None]:
     st = Path(path).stat()
     return _words(path, st.st_mtime_ns, st.st_size)
 
 
 @lru_cache(maxsize=4)
-def _words(path: str, mtime_ns: int, size: int) -> frozenset[str]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return frozenset(w.strip().lower() for w in lines if w.strip() and not w.startswith("#"))
+def _words(path: str, mtime_ns: int, size: int) -> tuple[frozenset[str], frozenset[str], re.Pattern | None]:
+    section, words = "always", {"always": set(), "directed": set()}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        w = line.strip().lower()
+        if not w or w.startswith("#"):
+            continue
+        if w.startswith("[") and w.endswith("]"):
+            section = w[1:-1].strip()
+            if section not in words:
+                raise ValueError(f"{path}: unknown section [{section}]; use [always] or [directed]")
+            continue
+        words[section].add(w)
+    directed = _directed_pattern(words["directed"]) if words["directed"] else None
+    return frozenset(words["always"]), frozenset(words["directed"]), directed
+
+
+# Who abuse is aimed at: the reader, or a group of people named by identity.
+_YOU = r"(?:you|u|ya|ye|youre|you're|ur|your|yourself|thou)"
+GROUPS = (r"(?:jews?|jewish\s+people|muslims?|moslems?|islamists?|christians?|catholics?|hindus?|sikhs?|atheists?"
+          r"|blacks?|black\s+people|whites?|white\s+people|asians?|mexicans?|arabs?|africans?|indians?|pakistanis?"
+          r"|chinese|japanese|koreans?|latinos?|latinas?|hispanics?|immigrants?|migrants?|refugees?|foreigners?"
+          r"|gypsies|roma|gays?|lesbians?|homosexuals?|queers?|trans\s+people|transgender\s+people|women|girls"
+          r"|feminists?|disabled\s+people|(?:these|those|such)\s+people)")
+_DEHUMANISING = (r"(?:animals|vermin|parasites|rats|cockroaches|roaches|scum|subhuman|sub-human|savages|filth|filthy"
+                 r"|a\s+disease|a\s+plague|a\s+cancer|apes|monkeys|pigs|dogs|trash|garbage|inferior|evil|terrorists"
+                 r"|rapists|criminals|invaders|disgusting|worthless|a\s+virus|an\s+infestation)")
+_VIOLENCE = r"(?:kill|murder|exterminate|gas|shoot|hang|lynch|burn|deport|expel|ban|eradicate|wipe\s+out|get\s+rid\s+of)"
+
+
+def _heads(pattern: str) -> frozenset[str]:
+    """The words of an alternation pattern, singular and plural (the cheap test before the regex)."""
+    words = set(re.findall(r"[a-z]+", re.sub(r"\\[sb]|\(\?:|[?+*]", " ", pattern)))
+    return frozenset(words | {w[:-1] for w in words if w.endswith("s")} | {w + "s" for w in words})
+
+
+_YOU_W = frozenset("you u ya ye youre ur your yourself thou thee".split())
+_GROUP_W = _heads(GROUPS) - {"such", "people", "these", "those"}
+_THREAT = "kill|hurt|rape|beat|murder|shoot|stab|strangle|destroy"
+# (words the sentence must contain, one from each set; the pattern)
+_PATTERNS: list[tuple[tuple[frozenset[str], ...], re.Pattern]] = [(need, re.compile(p, re.I)) for need, p in [
+    # threats and incitement aimed at the reader
+    ((frozenset({"i", "we"}), _heads(_THREAT), _YOU_W),
+     rf"\b(?:i|we)\s*(?:'ll|will|am\s+going\s+to|'m\s+going\s+to|are\s+going\s+to|gonna|shall)\s+(?:{_THREAT})\s+{_YOU}\b"
+     r"(?!\s+(?:a|an|the|some|one|another|more|something|anything)\b)"),
+    ((frozenset({"yourself", "kys", "die"}),),
+     r"\b(?:kill|hang|shoot|off)\s+yourself\b|\bkys\b|\bgo\s+die\b|\bdie\s+in\s+a\s+(?:fire|hole|ditch)\b"),
+    ((_YOU_W, frozenset({"die", "shot", "killed", "raped", "hanged", "beaten"})),
+     rf"\b{_YOU}\s+(?:should|deserve\s+to|need\s+to|ought\s+to|must)\s+(?:just\s+)?(?:die|be\s+(?:shot|killed|raped|hanged|beaten))"),
+    ((frozenset({"nobody"}), _YOU_W), rf"\bnobody\s+(?:likes|loves|wants|cares\s+about)\s+{_YOU}\b"),
+    # hate against a group: dehumanising predicates, violence or expulsion, plain hatred
+    ((_GROUP_W | {"people"}, _heads(_DEHUMANISING)),
+     rf"\b(?:all\s+)?{GROUPS}\s+(?:are|r|is)\s+(?:all\s+|just\s+|only\s+|nothing\s+but\s+|such\s+|like\s+|a\s+bunch\s+of\s+)?{_DEHUMANISING}\b"),
+    ((_GROUP_W | {"people"}, _heads(_VIOLENCE)),
+     rf"\b{_VIOLENCE}\s+(?:all\s+|every\s+)?(?:the\s+|these\s+|those\s+|of\s+the\s+)?{GROUPS}\b"),
+    ((_GROUP_W | {"people"}, frozenset({"should", "must", "need", "deserve", "ought"})),
+     rf"\b{GROUPS}\s+(?:should|must|need\s+to|deserve\s+to|ought\s+to)\s+(?:all\s+)?(?:be\s+)?"
+     rf"(?:die|killed|exterminated|gassed|deported|shot|hanged|lynched|burned|wiped\s+out|removed|go\s+back|rot|burn)"),
+    ((frozenset({"hate", "despise", "loathe", "stand"}), _GROUP_W | {"people"}),
+     rf"\b(?:i|we)\s+(?:hate|despise|loathe|can'?t\s+stand)\s+(?:all\s+)?(?:the\s+|these\s+|those\s+)?{GROUPS}\b"),
+    ((frozenset({"back"}), frozenset({"country", "countries", "homeland", "jungle", "cave", "desert"})),
+     r"\bgo\s+back\s+to\s+(?:your|their)\s+(?:own\s+)?(?:country|countries|homeland|jungle|cave|desert)\b"),
+]]
+
+
+_INTENSIFIERS = ("such|a|an|the|so|fucking|damn|damned|little|big|fat|stupid|dumb|ugly|pathetic|worthless|filthy"
+                 "|disgusting|useless|lazy|old|dirty|sick|total|complete|absolute|bloody")
+
+
+def _directed_pattern(words: frozenset[str] | set[str]) -> re.Pattern:
+    w = "(?:" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + ")"
+    return re.compile("|".join([
+        # you (are) (such a) (stupid) <word>: only copulas and insulting adjectives between (not "you had a ...")
+        rf"\b(?:you|u|ya|ye|youre|you're|thou|yourself)\s+(?:(?:are|re|r|art|wert|be|look|sound|seem|is|remain)\s+)?"
+        rf"(?:(?:{_INTENSIFIERS})\s+){{0,3}}{w}\b",
+        rf"\byour\s+(?:mother|mom|mum|sister|wife|girlfriend|father|dad)\s+(?:is|was)\s+(?:a|an)\s+{w}\b",
+        rf"\b{w}\s+(?:like\s+)?(?:you|u|ya|thee)\b",  # <word> like you
+        rf"\b{GROUPS}\s+(?:are|r|is)\s+(?:all\s+|just\s+|such\s+|a\s+bunch\s+of\s+)?{w}\b",
+    ]), re.I)
 
 
 def sentences(text: str) -> list[str]:
     return [s for s in (x.strip() for x in _SENTENCE.split(text)) if s][:MAX_SENTENCES] or [""]
 
 
-def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), list_score: float = 0.95) -> np.ndarray:
-    """Score in [0, 1] per text: max over sentences of the classifier probability, raised by list hits."""
+def rule_scores(per_doc: list[list[str]], words_path: str = str(DEFAULT_WORDS)) -> np.ndarray:
+    """Per document (its sentences): 1.0 when a sentence has an `[always]` word, a directed insult or a hate/abuse
+    pattern, else 0.0. A pattern is only searched in sentences holding a word from each of its word sets (set
+    lookups first: most text holds no such combination, and the regexes never run on it)."""
+    always, directed_words, directed = _lists(words_path)
+    targets = _YOU_W | _GROUP_W | {"people"}
+    out = np.zeros(len(per_doc))
+    for i, doc in enumerate(per_doc):
+        low = " ".join(doc).lower()
+        words = set(_WORD.findall(low))
+        if always.intersection(words):
+            out[i] = 1.0
+            continue
+        possible = [(need, p) for need, p in _PATTERNS if all(words.intersection(n) for n in need)]
+        insult = directed is not None and words.intersection(directed_words) and words.intersection(targets)
+        if not possible and not insult:
+            continue
+        for sentence in doc:
+            low = sentence.lower()
+            sw = set(_WORD.findall(low))
+            if any(all(sw.intersection(n) for n in need) and p.search(low) for need, p in possible) or (
+                    insult and sw.intersection(directed_words) and sw.intersection(targets) and directed.search(low)):
+                out[i] = 1.0
+                break
+    return out
+
+
+def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS)) -> np.ndarray:
+    """Score in [0, 1] per text: the maximum over its sentences of the classifier probability, the word list and
+    the hate/abuse patterns."""
     from profanity_check import predict_prob
 
     if not texts:
@@ -61,12 +175,8 @@ def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), list_scor
     texts = [strip_invisible(t) for t in texts]  # a soft hyphen or zero-width joiner must not hide a word
     per_doc = [sentences(t) for t in texts]
     flat = [s for doc in per_doc for s in doc]
-    probs = predict_prob(flat)
     bounds = np.cumsum([0] + [len(d) for d in per_doc])
-    model = np.maximum.reduceat(probs, bounds[:-1])
-    words = word_list(words_path)
-    listed = np.array([bool(words.intersection(_WORD.findall(t.lower()))) for t in texts])
-    return np.where(listed, np.maximum(model, list_score), model)
+    return np.maximum(np.maximum.reduceat(predict_prob(flat), bounds[:-1]), rule_scores(per_doc, words_path))
 
 
 def hap(df: pd.DataFrame, cfg: HapConfig) -> StepResult:

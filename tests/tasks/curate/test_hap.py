@@ -32,3 +32,35 @@ def test_rate_of_generations():
     scores, rate = hap_rate([CLEAN, "fuck off you moron", CLEAN, CLEAN], HapConfig(threshold=0.9))
     assert len(scores) == 4 and rate == 0.25
     assert hap_rate([], HapConfig()) == ([], 0.0)
+
+
+ABUSE_WITHOUT_SWEARING = ["You are a worthless piece of garbage and nobody likes you.", "I will hurt you when I see you.",
+                          "Go kill yourself.", "Immigrants are vermin and should be deported.", "I hate all Mexicans.",
+                          "Go back to your country.", "Kill all the refugees."]
+NOT_ABUSE = ["Kill the child process with SIGKILL if it does not exit.", "The attacker can exploit the buffer overflow.",
+             "Muslims around the world celebrate Eid al-Fitr.", "Immigrants contributed to the growth of the city.",
+             "Through a chink in the wall they whispered.", "The idiot test checks nothing.",
+             "Pigs are intelligent animals.", "Go back to the previous page.", "I will find you a better solution.",
+             "Ban the IP address after five failed logins.", "You had a bastard file format to parse."]
+
+
+def test_hate_and_abuse_without_swear_words_are_rejected_at_the_default_threshold():
+    cfg = HapConfig()
+    scores = hap_scores(ABUSE_WITHOUT_SWEARING + NOT_ABUSE)
+    caught = [t for t, s in zip(ABUSE_WITHOUT_SWEARING, scores) if s >= cfg.threshold]
+    wrong = [t for t, s in zip(NOT_ABUSE, scores[len(ABUSE_WITHOUT_SWEARING):]) if s >= cfg.threshold]
+    assert caught == ABUSE_WITHOUT_SWEARING and wrong == []
+
+
+def test_word_list_sections_always_and_directed(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("[always]\nflumbergast\n[directed]\nnincompoop\n")
+    cfg = HapConfig(words=str(words))
+    scores = hap_scores([CLEAN + " A flumbergast appeared.", CLEAN + " You nincompoop!", CLEAN + " The nincompoop test."],
+                        cfg.words_path)
+    assert list(scores >= cfg.threshold) == [True, True, False]
+    words.write_text("[sometimes]\nx\n")
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown section"):
+        hap_scores([CLEAN], str(words))

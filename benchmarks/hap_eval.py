@@ -1,0 +1,140 @@
+"""HAP scorer quality and speed.
+
+  .venv/bin/python benchmarks/hap_eval.py [--labelled FILE.jsonl] [--out benchmarks/results/hap_pr.json]
+
+Quality: AUROC, the precision/recall curve and the operating point at the default threshold, for keel's document
+score and for the bare profanity classifier, on a labelled set: by default the small set below (written for
+development: hate and abuse with and without swear words, and hard negatives from technical, security, news and
+literary text); pass `--labelled` (JSONL of {"text", "label": 0/1}) for an independent set. Speed: documents per
+second per core on the demo corpus (one process).
+Last line: one JSON object of figures; the curve is written to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tasks.curate.rules.hap import HapConfig, hap_scores, sentences  # noqa: E402
+
+POSITIVE = [
+    "You are a worthless piece of garbage and nobody likes you.", "Shut your mouth, you pathetic loser.",
+    "I will find you and make you regret it.", "Go kill yourself, seriously.", "You should just die already.",
+    "People like you are a disease.", "Immigrants are vermin and should be deported.", "Muslims are all terrorists.",
+    "Women are inferior and should stay in the kitchen, you dumb cow.", "Go back to your country, we don't want you here.",
+    "Jews are parasites.", "Gays are disgusting freaks.", "I hate all Mexicans.", "Those people are animals.",
+    "Refugees are an infestation.", "Get rid of the immigrants before they breed.", "What a fucking idiot.",
+    "You stupid bitch.", "Fuck off and die.", "You're such a moron it's painful.", "Nobody wants you here, loser.",
+    "Kill all the Jews.", "Blacks are apes.", "You ugly fat pig.", "Trans people are sick freaks.",
+    "You are retarded.", "Your mother is a whore.", "I'm going to beat you when I see you.", "Die in a fire.",
+    "This thread is full of subhuman scum like you.", "Arabs are savages.", "We should exterminate the Roma.",
+    "you are a disgusting creep", "What a pathetic excuse for a human you are.", "Shut the fuck up.",
+    "Eat shit, asshole.", "You worthless idiot, read the manual.", "Feminists are cancer.",
+    "Chinese people are rats.", "Hang them all, every last one of those refugees.",
+]
+NEGATIVE = [
+    "Kill the child process with SIGKILL if it does not exit.", "The attacker can exploit the buffer overflow.",
+    "Use kill -9 only as a last resort.", "Immigrants contributed to the growth of the city.",
+    "Muslims around the world celebrate Eid al-Fitr.", "The study interviewed refugees from three countries.",
+    "Hate speech laws differ between countries.", "The moderators removed comments that insulted other users.",
+    "Penetration testing is an authorised simulated attack.", "The master process forks worker processes.",
+    "Shoot the photograph in natural light.", "The idiom 'dumb terminal' means a display without processing.",
+    "He executed the script and the daemon died.", "The malware kills antivirus processes before encryption.",
+    "Women's suffrage was won in 1920.", "Jewish holidays follow the lunar calendar.",
+    "The dog chased the rats out of the barn.", "Thou art a villain, sir, and I will have satisfaction!",
+    "The garbage collector frees unused memory.", "Pigs are intelligent animals.",
+    "Trash the cache and rebuild the index.", "The virus spread through infected email attachments.",
+    "Black people and white people voted in record numbers.", "A stupid mistake in the config broke the build.",
+    "The film depicts the horrors of genocide.", "Asians make up a large share of the population.",
+    "Go back to the previous page to retry.", "You should restart the server after the update.",
+    "I will find you a better solution tomorrow.", "The ugly duckling became a swan.",
+    "The enemy shot down two aircraft.", "The cat killed a mouse.", "Destroy the container and recreate it.",
+    "Deport the artifacts to the staging registry.", "The bastard file format has no spec.",
+    "You are welcome to contribute patches.", "Trans-Pacific cables carry most traffic.",
+    "The crowd chanted as the team scored.", "CVE-2021-44228 lets an attacker execute code remotely.",
+    "Ban the IP address after five failed logins.",
+]
+
+
+def auroc(y: np.ndarray, s: np.ndarray) -> float:
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    ranks[order] = np.arange(1, len(s) + 1)
+    for v in np.unique(s):  # average ranks of ties
+        tie = s == v
+        ranks[tie] = ranks[tie].mean()
+    pos = y == 1
+    return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum()))
+
+
+def curve(y: np.ndarray, s: np.ndarray) -> list[dict]:
+    out = []
+    for t in sorted(set(np.round(s, 4)) | {0.5, 0.9, 0.99, 1.0}):
+        pred = s >= t
+        tp = int((pred & (y == 1)).sum())
+        out.append({"threshold": float(t), "precision": tp / max(int(pred.sum()), 1), "recall": tp / max(int(y.sum()), 1)})
+    return out
+
+
+def at(y: np.ndarray, s: np.ndarray, t: float) -> dict:
+    pred = s >= t
+    tp = int((pred & (y == 1)).sum())
+    return {"threshold": t, "precision": round(tp / max(int(pred.sum()), 1), 4), "recall": round(tp / max(int(y.sum()), 1), 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--labelled", default="")
+    ap.add_argument("--out", default="benchmarks/results/hap_pr.json")
+    ap.add_argument("--demo", default=".keel/corpus")
+    args = ap.parse_args()
+    if args.labelled:
+        rows = [json.loads(line) for line in Path(args.labelled).read_text().splitlines() if line.strip()]
+        texts, y = [r["text"] for r in rows], np.array([int(r["label"]) for r in rows])
+    else:
+        texts, y = POSITIVE + NEGATIVE, np.array([1] * len(POSITIVE) + [0] * len(NEGATIVE))
+    from profanity_check import predict_prob
+
+    ours = hap_scores(texts)
+    bare = np.array([max(predict_prob(sentences(t))) for t in texts])
+    threshold = HapConfig().threshold
+    figures = {"set": args.labelled or "built-in development set", "n": len(texts), "positives": int(y.sum()),
+               "keel": {"auroc": round(auroc(y, ours), 4), **at(y, ours, threshold)},
+               "profanity_check": {"auroc": round(auroc(y, bare), 4), **at(y, bare, threshold)}}
+    for name, s in (("keel", ours), ("profanity_check", bare)):
+        print(f"{name:<16} AUROC {figures[name]['auroc']:.3f}   at threshold {threshold}: precision "
+              f"{figures[name]['precision']:.3f} recall {figures[name]['recall']:.3f}")
+    missed = [t for t, s, lab in zip(texts, ours, y) if lab == 1 and s < threshold]
+    wrong = [t for t, s, lab in zip(texts, ours, y) if lab == 0 and s >= threshold]
+    print("missed:", missed[:10])
+    print("false alarms:", wrong[:10])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"operating_point": figures["keel"], "curve": curve(y, ours)}, indent=1))
+    import gzip
+
+    docs = []
+    for f in sorted(Path(args.demo).glob("*/*.jsonl*"))[:20]:
+        raw = gzip.open(f, "rt").read() if f.suffix == ".gz" else f.read_text()
+        docs += [json.loads(line)["text"] for line in raw.splitlines()[:2000] if line.strip()]
+    if docs:
+        import os
+
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        t0 = time.perf_counter()
+        hap_scores(docs)
+        dt = time.perf_counter() - t0
+        figures["demo_docs_per_s"] = round(len(docs) / dt, 1)
+        figures["demo_mb_per_s"] = round(sum(map(len, docs)) / dt / 1e6, 2)
+        print(f"speed on the demo corpus: {len(docs)} documents, {figures['demo_docs_per_s']:.0f} docs/s "
+              f"({figures['demo_mb_per_s']} MB/s) on one core")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
