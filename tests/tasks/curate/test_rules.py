@@ -85,3 +85,18 @@ def test_gopher_repetition_ngram_rules():
     short = "a short note"  # its only 2-gram is most of the text
     assert _reasons(gopher_repetition, [top, dup10, paras, LONG, short], REP) == [
         "top_2_gram", "duplicated_10_n_grams", "dup_para_frac", None, "top_2_gram"]
+
+
+def test_language_id_reads_technical_english_as_english():
+    """Options, paths and capitals made the model unsure of plain English (0.57 on this paragraph): it sees the
+    text lower-cased with digits and punctuation removed (benchmarks/langid_eval.py measures the effect)."""
+    import pandas as pd
+
+    from tasks.curate.rules.language import LanguageConfig, language
+
+    text = ("Colon-delimited paths: MANPATH=/usr/share/man:/usr/local/man. If $MANWIDTH is set, its value is used as "
+            "the line length for which manual pages should be formatted. Use -P or $MANPAGER to choose the PAGER "
+            "(default: less -s).")
+    res = language(pd.DataFrame({"text": [text, "Der schnelle braune Fuchs springt über den faulen Hund."]}),
+                   LanguageConfig())
+    assert list(res.keep) == [True, False] and res.signals["lang_score"][0] >= 0.9
