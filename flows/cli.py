@@ -4,6 +4,7 @@
   keel plan --recipe R [--set ...] [--json]     token budget (runs/reuses the data stages)
   keel inspect --recipe R --input IN.jsonl --output OUT.jsonl   curation rules on a sample, every signal
   keel models [--tracking-uri URI] [--json]     registered models, versions, aliases, key metrics
+  keel promote NAME VERSION --reason "..."      a manual champion decision (who, why, when recorded)
   keel lineage (--model NAME@ALIAS | --source ID | --doc ID) [--json]
   keel forget (--source ID | --doc ID) --recipe R [--no-run]
   keel corpus [--data-root .keel/corpus] [--force]
@@ -146,6 +147,24 @@ def cmd_inspect(args) -> int:
         print(f"{counts['documents']} documents: {counts['kept']} kept, rejected {counts['rejected'] or 'none'}")
         print(f"  rules: {', '.join(counts['steps'])} (not applied: {', '.join(counts['not_applied'])})")
         print(f"  every document with its signals: {args.output}")
+    return 0
+
+
+def cmd_promote(args) -> int:
+    import getpass
+
+    from tasks.track.tracking import default_tracking_uri, promote
+
+    _use_stack()
+    if not args.reason.strip():
+        raise ValueError("--reason is required: say why this version should be the champion")
+    out = promote(args.tracking_uri or default_tracking_uri(), args.name, args.version, args.reason.strip(),
+                  by=os.environ.get("KEEL_USER") or getpass.getuser())
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['name']} version {out['version']} is now champion (was: {out['previous_champion'] or 'none'}); "
+              f"recorded: by {out['keel.promotion.by']} at {out['keel.promotion.at']}: {out['keel.promotion.reason']}")
     return 0
 
 
@@ -332,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_inspect)
+    p = sub.add_parser("promote", help="make a version the champion by hand, with the reason recorded")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--tracking-uri", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_promote)
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("--tracking-uri", default="")
     p.add_argument("--json", action="store_true")

@@ -128,7 +128,9 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
     ctx.run_info["contracts"] = json.dumps({c.report.suite: c.passed for c in (raw, curated_ok, tokens_ok, mix_ok)})
     ctx.run_info["stage_hashes"] = json.dumps(ctx.hashes)
     ctx.run_info["counts"] = json.dumps({k: c.row() for k, c in ctx.counts.items()})
-    return run_stage(ctx, register.STAGE, register.RegisterSettings(r.run.registered_model),
+    return run_stage(ctx, register.STAGE, register.RegisterSettings(r.run.registered_model,
+                                                                    r.evaluate.min_gain_over_champion,
+                                                                    r.evaluate.max_general_regression),
                      register.RegisterInputs(gate, tokenized, evaluation))
 
 
@@ -148,6 +150,7 @@ def _summary(ctx: RunContext, model, t0: float) -> dict:
             "counts": {k: c.row() for k, c in ctx.counts.items()},
             "plan": dump(plan_result) if plan_result else None,
             "gate": dump(evaluation.gate) if evaluation else None,
+            "promotion": dump(model.promotion) if model and model.promotion else None,
             "realized_mix": special.realized_mix.domain_share if special else None,
             "export_max_abs_logit_diff": evaluation.specialized.max_abs_logit_diff if evaluation else None,
             "resumed_from_step": {k: r.resumed_from_step for k, r in ctx.results.items() if isinstance(r, TrainResult)},

@@ -74,6 +74,9 @@ def log_stage(t, name: str, result: Any, sd: StageDir) -> None:
             for group, g in res.groups.items():
                 t.log_metrics({f"{model}.{group}.{k}": getattr(g, k) for k in ("ppl", "bpb", "loss")
                                if getattr(g, k) is not None})
+            for source, g in res.sources.items():
+                t.log_metrics({f"{model}.source.{source}.{k}": getattr(g, k) for k in ("ppl", "bpb")
+                               if getattr(g, k) is not None})
         g = result.gate
         t.log_metrics({k: getattr(g, k) for k in ("domain_ppl_gain", "general_ppl_regression", "hap_rate")})
         _artifact(t, sd, result.comparison_md)
@@ -151,6 +154,15 @@ def run_artifacts(results: dict[str, Any], status: dict[str, str], tracker) -> N
 
 
 def registry_artifact(model, gate, tracker) -> None:
-    create_markdown_artifact(key="registered-model", description="Registry entry and gate decision", markdown=(
-        f"## {model.name} version {model.version}\n\naliases: {', '.join(model.aliases) or '-'}; "
-        f"gate: {'promoted' if gate.promote else 'not promoted'}\n\n" + tracking_links(tracker, model)))
+    p = model.promotion
+    lines = [f"## {model.name} version {model.version}", "", f"aliases: {', '.join(model.aliases) or '-'}; "
+             f"gate against its base: {'passed' if gate.promote else 'failed'}"]
+    if p is not None:
+        lines += ["", f"**champion-challenger** (against {'version ' + p.champion_version if p.champion_version else 'its base'}): "
+                  f"{'took champion' if p.promote else 'did not take champion'}", "", *[f"- {r}" for r in p.reasons]]
+        if p.champion_domain_ppl is not None:
+            lines += ["", "| | domain ppl | general ppl |", "|---|---|---|",
+                      f"| champion (version {p.champion_version}) | {p.champion_domain_ppl:.2f} | {p.champion_general_ppl:.2f} |",
+                      f"| this version | {gate.special_domain_ppl:.2f} | {gate.special_general_ppl:.2f} |"]
+    create_markdown_artifact(key="registered-model", description="Registry entry and champion decision",
+                             markdown="\n".join(lines) + "\n\n" + tracking_links(tracker, model))

@@ -1,7 +1,8 @@
 """Evaluation entry point: `python -m model.evaluate --config eval.json`.
 
 Loads a dist checkpoint into a single-process (TP=1, PP=1) megatron-core GPTModel (dist_checkpointing reshards),
-computes held-out loss, perplexity and bits-per-byte per split group, exports the weights to a Hugging Face
+computes held-out loss, perplexity and bits-per-byte per group (a domain, or general) and per source on windows
+sampled across each source's held-out split (stratified by source, seeded), exports the weights to a Hugging Face
 GPT-2 model and records the largest logit difference between the two (export parity), and samples a few
 generations. The job file is a `model.job.EvalJob`; the answer an `EvalOutput`.
 """
@@ -19,23 +20,33 @@ from model.integrity import read_verified
 from model.job import EvalJob, EvalOutput, Generation, GroupScore, write
 
 
-def _windows(prefixes: list[str], seq: int, limit: int) -> list[np.ndarray]:
-    """Consecutive (seq+1)-token windows over the concatenated documents of the datasets."""
+def _windows(prefixes: list[str], seq: int, limit: int, seed: int) -> dict[str, list[np.ndarray]]:
+    """(seq+1)-token windows per dataset (a source's held-out split), `limit` in all: shared evenly between the
+    datasets (what one cannot fill goes to the others) and drawn, seeded, from anywhere in each, not its start."""
     from megatron.core.datasets.indexed_dataset import IndexedDataset
 
-    out = []
+    streams = {}
     for prefix in prefixes:
         ds = IndexedDataset(prefix)
-        stream = np.concatenate([ds[i] for i in range(len(ds))]) if len(ds) else np.zeros(0, dtype=np.int64)
-        for start in range(0, len(stream) - seq, seq):
-            out.append(stream[start:start + seq + 1].astype(np.int64))
-            if len(out) >= limit:
-                return out
+        streams[prefix] = np.concatenate([ds[i] for i in range(len(ds))]) if len(ds) else np.zeros(0, dtype=np.int64)
+    available = {p: max((len(s) - 1) // seq, 0) for p, s in streams.items()}
+    quota, left = dict.fromkeys(streams, 0), limit
+    while left > 0 and any(quota[p] < available[p] for p in streams):
+        open_ = [p for p in streams if quota[p] < available[p]]
+        for p in open_[:left] if left < len(open_) else open_:
+            quota[p] += 1
+            left -= 1
+    rng = np.random.default_rng(seed)
+    out = {}
+    for p, stream in streams.items():
+        starts = np.sort(rng.choice(available[p], size=quota[p], replace=False)) * seq if quota[p] else []
+        out[p] = [stream[s:s + seq + 1].astype(np.int64) for s in starts]
     return out
 
 
 @torch.no_grad()
-def _score(model, windows: list[np.ndarray], tokenizer, seq: int, device: str = "cpu", batch: int = 8) -> GroupScore:
+def _sums(model, windows: list[np.ndarray], tokenizer, seq: int, device: str = "cpu", batch: int = 8) -> tuple:
+    """(summed nll, tokens, bytes, sequences) over the windows."""
     nll, count, nbytes = 0.0, 0, 0
     for i in range(0, len(windows), batch):
         w = torch.from_numpy(np.stack(windows[i:i + batch]))
@@ -45,11 +56,34 @@ def _score(model, windows: list[np.ndarray], tokenizer, seq: int, device: str = 
         nll += float(losses.double().sum())
         count += labels.numel()
         nbytes += sum(len(tokenizer.decode(x.tolist(), skip_special_tokens=False).encode()) for x in labels)
+    return nll, count, nbytes, len(windows)
+
+
+def _group_score(nll: float, count: int, nbytes: int, sequences: int) -> GroupScore:
     if not count:
         return GroupScore(loss=None, ppl=None, bpb=None, tokens=0, sequences=0)
     loss = nll / count
     return GroupScore(loss=loss, ppl=math.exp(loss), bpb=nll / math.log(2) / max(nbytes, 1), tokens=count,
-                      sequences=len(windows))
+                      sequences=sequences)
+
+
+def _source_name(prefix: str) -> str:
+    return prefix.rstrip("/").rsplit("/", 1)[-1]
+
+
+def score_groups(model, groups: dict[str, list[str]], tokenizer, seq: int, limit: int, seed: int,
+                 device: str = "cpu") -> tuple[dict[str, GroupScore], dict[str, GroupScore]]:
+    """Per group (a domain, or general) and per dataset in it: loss, ppl and bits per byte on `limit` windows per
+    group, stratified by dataset (tasks/tokenize writes one per source and split)."""
+    by_group, by_source = {}, {}
+    for name, prefixes in groups.items():
+        total = [0.0, 0, 0, 0]
+        for prefix, windows in _windows(prefixes, seq, limit, seed).items():
+            sums = _sums(model, windows, tokenizer, seq, device)
+            by_source[_source_name(prefix)] = _group_score(*sums)
+            total = [a + b for a, b in zip(total, sums)]
+        by_group[name] = _group_score(*total)
+    return by_group, by_source
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,9 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint.load(job.checkpoint, model, manifest_sha=job.checkpoint_manifest)
     model.eval()
     tokenizer = Tokenizer.from_str(read_verified(job.tokenizer, job.tokenizer_sha256, "tokenizer").decode())
-    groups = {name: _score(model, _windows(prefixes, spec.seq_length, job.max_sequences), tokenizer,
-                           spec.seq_length, device)
-              for name, prefixes in job.groups.items()}
+    groups, sources = score_groups(model, job.groups, tokenizer, spec.seq_length, job.max_sequences, job.seed, device)
 
     from model.hf_export import export
 
@@ -82,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         out = hf.generate(ids, max_new_tokens=job.max_new_tokens, do_sample=True, top_k=40,
                           temperature=0.8, pad_token_id=job.eod)
         gens.append(Generation(prompt=prompt, completion=tokenizer.decode(out[0, ids.shape[1]:].tolist())))
-    write(EvalOutput(groups=groups, hf_dir=job.hf_dir, max_abs_logit_diff=float((ours - theirs).abs().max()),
+    write(EvalOutput(groups=groups, sources=sources, hf_dir=job.hf_dir, max_abs_logit_diff=float((ours - theirs).abs().max()),
                      generations=gens), job.result_path)
     torch.distributed.destroy_process_group()
 

@@ -124,6 +124,7 @@ class EvalJob:
     groups: dict[str, list[str]]
     """Held-out dataset prefixes per group (a domain, or 'general')."""
     max_sequences: int
+    """Windows scored per group, shared evenly between its sources and drawn (seeded) from anywhere in each."""
     eod: int
     hf_dir: str
     prompts: list[str]
@@ -154,6 +155,8 @@ class Generation:
 @dataclass(frozen=True)
 class EvalOutput:
     groups: dict[str, GroupScore]
+    sources: dict[str, GroupScore]
+    """Per held-out dataset (source and split, e.g. mitre_cwe_test)."""
     hf_dir: str
     max_abs_logit_diff: float
     generations: list[Generation]
@@ -162,4 +165,5 @@ class EvalOutput:
     def read(cls, path: str | Path) -> "EvalOutput":
         return _fields(cls, json.loads(Path(path).read_text()), {
             "groups": lambda g: {k: _fields(GroupScore, v) for k, v in g.items()},
+            "sources": lambda g: {k: _fields(GroupScore, v) for k, v in g.items()},
             "generations": lambda gs: [_fields(Generation, x) for x in gs]})

@@ -39,3 +39,64 @@ def gate(base: dict[str, GroupScore], special: dict[str, GroupScore], domain: st
     return GateDecision(promote=not reasons, reasons=tuple(reasons), domain_ppl_gain=domain_gain,
                         general_ppl_regression=general_regression, hap_rate=hap_rate, base_domain_ppl=d_base,
                         special_domain_ppl=d_spec, base_general_ppl=g_base, special_general_ppl=g_spec)
+
+
+@dataclass(frozen=True)
+class ChampionDecision:
+    """Does the new version take `champion` from the current one? (The first version: from its base, by `gate`.)"""
+    promote: bool
+    reasons: tuple[str, ...]
+    """Why, or why not."""
+    champion_version: str | None
+    """The version that held `champion` when this one was registered (None: there was none)."""
+    champion_domain_ppl: float | None = None
+    champion_general_ppl: float | None = None
+    domain_gain_vs_champion: float | None = None
+    """Fraction by which the new version's domain ppl is below the champion's (negative: worse)."""
+    general_change_vs_champion: float | None = None
+    """Fraction by which the new version's general ppl is above the champion's (positive: worse)."""
+
+
+def challenge(candidate: GateDecision, champion: dict | None, held_out: str, min_gain_over_champion: float,
+              max_general_regression: float) -> ChampionDecision:
+    """The new version against the current champion: it must pass its own gate, have been scored on the same
+    held-out data (`held_out`: the tokenize stage hash, equal to the champion's), be better on the domain by
+    `min_gain_over_champion` and not worse on general text beyond `max_general_regression`. `champion` is
+    {"version", "tags"} of the current champion, or None."""
+    if champion is not None and champion["tags"].get("keel.tainted") == "true":
+        why = (f"champion version {champion['version']} is tainted (it saw data since forgotten): compared with its "
+               "base instead",)
+        return ChampionDecision(candidate.promote, why + (() if candidate.promote else candidate.reasons), None)
+    if champion is None:
+        why = ("first version of the model: compared with its base; passed its gate",) if candidate.promote else \
+            candidate.reasons
+        return ChampionDecision(candidate.promote, why, None)
+    version, tags = champion["version"], champion["tags"]
+    if not candidate.promote:
+        return ChampionDecision(False, (f"champion stays version {version}: this version fails its own gate",
+                                        *candidate.reasons), version)
+    try:
+        c_dom, c_gen = float(tags["keel.eval.special_domain_ppl"]), float(tags["keel.eval.special_general_ppl"])
+    except (KeyError, ValueError):
+        return ChampionDecision(False, (f"champion stays version {version}: it has no evaluation figures to compare "
+                                        "with; use `keel promote` to decide",), version)
+    gain = (c_dom - candidate.special_domain_ppl) / c_dom
+    change = (candidate.special_general_ppl - c_gen) / c_gen
+    figures = dict(champion_domain_ppl=c_dom, champion_general_ppl=c_gen, domain_gain_vs_champion=gain,
+                   general_change_vs_champion=change)
+    if tags.get("keel.stage_hash.tokenize") != held_out:
+        return ChampionDecision(False, (f"champion stays version {version}: it was scored on other held-out data "
+                                        "(another tokenize stage), so the figures do not compare; use `keel promote` "
+                                        "to decide",), version, **figures)
+    reasons = []
+    if gain < min_gain_over_champion:
+        reasons.append(f"domain ppl {candidate.special_domain_ppl:.2f} vs champion version {version} {c_dom:.2f}: "
+                       f"gain {gain:.3f} < required {min_gain_over_champion}")
+    if change > max_general_regression:
+        reasons.append(f"general ppl {candidate.special_general_ppl:.2f} vs champion version {version} {c_gen:.2f}: "
+                       f"regression {change:.3f} > allowed {max_general_regression}")
+    if reasons:
+        return ChampionDecision(False, (f"champion stays version {version}", *reasons), version, **figures)
+    return ChampionDecision(True, (f"beats champion version {version}: domain ppl {c_dom:.2f} -> "
+                                   f"{candidate.special_domain_ppl:.2f}, general ppl {c_gen:.2f} -> "
+                                   f"{candidate.special_general_ppl:.2f}",), version, **figures)

@@ -7,7 +7,7 @@ Each model is scored by `model.evaluate` in its own process from a typed `EvalJo
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.integrity import IntegrityError
@@ -65,6 +65,8 @@ class ModelEval:
     generations: tuple[ScoredGeneration, ...]
     hap_rate: float
     """Fraction of generations whose HAP score reaches the threshold."""
+    sources: dict[str, GroupScore] = field(default_factory=dict)
+    """Per held-out dataset (source and split): the windows of each group, stratified by source."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def _evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]
             log_path=str(work / f"eval_{name}.log"))
     res = EvalOutput.read(job.result_path)
     scores, rate = hap_rate([g.completion for g in res.generations], cfg.hap)
-    return ModelEval(groups=res.groups, hf_dir=out.rel(f"hf_{name}"), max_abs_logit_diff=res.max_abs_logit_diff,
+    return ModelEval(groups=res.groups, sources=res.sources, hf_dir=out.rel(f"hf_{name}"), max_abs_logit_diff=res.max_abs_logit_diff,
                      generations=tuple(ScoredGeneration(g.prompt, g.completion, s) for g, s in zip(res.generations, scores)),
                      hap_rate=rate)
 

@@ -2,7 +2,9 @@
 live objects), with lineage tags (stage hashes, sources, licences, tokens per licence and source, ledger URI and
 sha256, contracts, evaluation figures, git commit, Prefect flow run), the manifest of the stored model's files
 (`keel.artifact_manifest`: what `load_verified` checks before importing anything of it), a description, the
-`candidate` alias, and `champion` when the gate promoted it.
+`candidate` alias, and `champion` by champion-challenger (tasks/evaluate/gate.py `challenge`): the first version
+when it passed its gate against its base; a later one only when it also beats the current champion on the same
+held-out data. The decision and both sets of figures are tagged on the version (`keel.promotion.*`).
 
 The registry is the source of truth: a version already tagged with this stage's key is reused, never duplicated,
 so this stage runs every time and asks the registry (it writes no stage folder of its own).
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from tasks.core.stage import Runtime, StageDef
 from tasks.core.storage import StageDir
+from tasks.evaluate.gate import ChampionDecision, challenge
 from tasks.evaluate.stage import EvaluateResult
 from tasks.govern.legal import LegalResult
 from tasks.tokenize.stage import TokenizeResult
@@ -29,6 +32,10 @@ SERVING = Path(__file__).resolve().parents[2] / "model" / "serving.py"
 class RegisterSettings:
     name: str
     """[run].registered_model."""
+    min_gain_over_champion: float = 0.01
+    """[evaluate].min_gain_over_champion."""
+    max_general_regression: float = 0.1
+    """[evaluate].max_general_regression (also against the champion)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,8 @@ class RegisterResult:
     aliases: tuple[str, ...]
     reused: bool
     """The registry already held this exact model (same key): nothing was logged."""
+    promotion: ChampionDecision | None = None
+    """Champion-challenger: whether this version took `champion`, and why (None when reused)."""
 
 
 def git_commit() -> str:
@@ -113,11 +122,25 @@ def run(cfg: RegisterSettings, inputs: RegisterInputs, out: StageDir, rt: Runtim
     tags[MANIFEST_TAG] = manifest_tag(info["manifest"])
     if rt.run_info.get("flow_run_url"):
         tags["keel.prefect_flow_run_url"] = rt.run_info["flow_run_url"]
+    champion = t.alias_version(cfg.name, "champion")
+    decision = challenge(ev.gate, champion, json.loads(rt.run_info.get("stage_hashes", "{}")).get("tokenize", ""),
+                         cfg.min_gain_over_champion, cfg.max_general_regression)
+    tags.update(promotion_tags(decision))
     t.tag_version(cfg.name, v, {**tags, "keel.register_hash": out.hash}, description(inputs))
     t.set_alias(cfg.name, "candidate", v)
-    if ev.gate.promote:
+    if decision.promote:
         t.set_alias(cfg.name, "champion", v)
-    return RegisterResult(cfg.name, str(v), tuple(t.aliases(cfg.name, v)), reused=False)
+    return RegisterResult(cfg.name, str(v), tuple(t.aliases(cfg.name, v)), reused=False, promotion=decision)
+
+
+def promotion_tags(d: ChampionDecision) -> dict[str, str]:
+    tags = {"keel.promotion.decision": "champion" if d.promote else "not champion",
+            "keel.promotion.against": f"version {d.champion_version}" if d.champion_version else "base",
+            "keel.promotion.reasons": "; ".join(d.reasons), "keel.promotion.manual": "false"}
+    for k in ("champion_domain_ppl", "champion_general_ppl", "domain_gain_vs_champion", "general_change_vs_champion"):
+        if getattr(d, k) is not None:
+            tags[f"keel.promotion.{k}"] = f"{getattr(d, k):.6g}"
+    return tags
 
 
 STAGE = StageDef(name="register", run=run, result=RegisterResult, extra_code=("model.serving", "tasks.track.tracking"),

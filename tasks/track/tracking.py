@@ -172,6 +172,14 @@ class Tracker(NoopTracker):
             return None
         return max((v.version for v in versions), key=int, default=None)
 
+    def alias_version(self, name: str, alias: str) -> dict | None:
+        """{"version", "tags"} of the version holding `alias`, or None (no such model or alias)."""
+        try:
+            v = self._client().get_model_version_by_alias(name, alias)
+        except Exception:  # the model or the alias does not exist yet
+            return None
+        return {"version": str(v.version), "tags": dict(v.tags)}
+
     def aliases(self, name: str, version: str) -> list[str]:
         return list(self._client().get_model_version(name, version).aliases)
 
@@ -296,6 +304,26 @@ def resolve_version(tracking_uri: str, ref: str) -> dict:
         name, number = ref.split(":", 1)
         v = client.get_model_version(name, number)
     return _version_dict(v, list(client.get_model_version(v.name, v.version).aliases))
+
+
+def promote(tracking_uri: str, name: str, version: str, reason: str, by: str) -> dict:
+    """A manual champion decision: the alias moves to `version`, which records who, why, when and from what."""
+    import datetime as dt
+
+    import mlflow
+
+    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
+    client.get_model_version(name, version)  # fails clearly when there is no such version
+    try:
+        previous = str(client.get_model_version_by_alias(name, "champion").version)
+    except Exception:  # no champion yet
+        previous = ""
+    tags = {"keel.promotion.decision": "champion", "keel.promotion.manual": "true", "keel.promotion.by": by,
+            "keel.promotion.reason": reason, "keel.promotion.at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "keel.promotion.previous_champion": previous}
+    set_version_tags(tracking_uri, name, version, tags)
+    client.set_registered_model_alias(name, "champion", version)
+    return {"name": name, "version": str(version), "previous_champion": previous or None, **tags}
 
 
 def set_version_tags(tracking_uri: str, name: str, version: str, tags: dict[str, str]) -> None:

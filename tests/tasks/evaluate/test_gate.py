@@ -40,3 +40,30 @@ def test_tokens_seen_adds_what_a_model_continued_from():
 def test_comparison_rows_use_six_n_d():
     rows = comparison_rows({"base": BASE}, {"base": 10}, {"base": 7}, "cybersecurity")
     assert rows[0].flops == 6 * 10 * 7 and rows[0].domain_ppl == 100.0 and rows[0].general_ppl == 50.0
+
+
+def _champion(domain_ppl, general_ppl, tokenize="t1"):
+    return {"version": "3", "tags": {"keel.eval.special_domain_ppl": str(domain_ppl),
+                                     "keel.eval.special_general_ppl": str(general_ppl),
+                                     "keel.stage_hash.tokenize": tokenize}}
+
+
+@pytest.mark.parametrize("special, champion, held_out, promote, why", [
+    (_groups(80.0, 52.0), None, "t1", True, "first version of the model"),
+    (_groups(120.0, 50.0), None, "t1", False, "domain ppl gain -0.200"),
+    (_groups(70.0, 51.0), _champion(80.0, 50.0), "t1", True, "beats champion version 3"),
+    (_groups(79.9, 50.0), _champion(80.0, 50.0), "t1", False, "gain 0.001 < required 0.01"),  # better base, not champion
+    (_groups(60.0, 58.0), _champion(80.0, 50.0), "t1", False, "regression 0.160 > allowed 0.1"),
+    (_groups(60.0, 50.0), _champion(80.0, 50.0, tokenize="t0"), "t1", False, "other held-out data"),
+    (_groups(120.0, 50.0), _champion(200.0, 50.0), "t1", False, "fails its own gate"),
+    (_groups(60.0, 50.0), {"version": "3", "tags": {}}, "t1", False, "no evaluation figures"),
+    (_groups(90.0, 50.0), {"version": "3", "tags": {**_champion(80.0, 50.0)["tags"], "keel.tainted": "true"}}, "t1",
+     True, "is tainted"),
+])
+def test_champion_challenger(special, champion, held_out, promote, why):
+    from tasks.evaluate.gate import challenge
+
+    candidate = gate(BASE, special, "cybersecurity", 0.0, 0.1, data_ok=True)
+    d = challenge(candidate, champion, held_out, min_gain_over_champion=0.01, max_general_regression=0.1)
+    assert d.promote is promote and any(why in r for r in d.reasons), d.reasons
+    assert d.champion_version == (champion["version"] if champion and "keel.tainted" not in champion["tags"] else None)
