@@ -138,6 +138,38 @@ def write_recipe(root: Path, data_root: Path, ids=("shakespeare", "python_docs",
     return path
 
 
+LONG_RUN_IDS = ("python_docs", "mitre_attack")
+LONG_RUN_DATA = ['curate.steps=["normalize", "language", "gopher_repetition", "hap"]', "tokenize.test_per_mille=150"]
+"""The sources and data settings of the tests that kill, stop and resubmit a pretrain (crash safety, Slurm)."""
+
+
+@pytest.fixture(scope="session")
+def long_run_data(tmp_path_factory, demo_corpus) -> Path:
+    """An output root with the data stages of those tests done, once per session: each test copies it
+    (`start_from`) and its own `keel run` finds them cached (same hashes) and starts at pretrain."""
+    import subprocess
+    import sys
+
+    d = tmp_path_factory.mktemp("long-run-data")
+    recipe = write_recipe(d, demo_corpus, ids=LONG_RUN_IDS)
+    env = {**os.environ, "KEEL_HOME": str(d / "home"), "PREFECT_HOME": str(d / "home" / "prefect"),
+           "KEEL_LOCK_DIR": str(d / "locks")}
+    env.pop("PREFECT_API_URL", None)
+    args = [sys.executable, "-m", "flows.cli", "run", "--recipe", str(recipe), "--until", "tokenize"]
+    for s in LONG_RUN_DATA:
+        args += ["--set", s]
+    out = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return d / "runs"
+
+
+def start_from(data: Path, root: Path) -> None:
+    """Copy a prepared output root (its lock record left behind: the next run takes the root afresh)."""
+    import shutil
+
+    shutil.copytree(data, root, ignore=shutil.ignore_patterns("_lock"))
+
+
 @pytest.fixture
 def tiny_recipe(tmp_path, demo_corpus) -> Path:
     return write_recipe(tmp_path, demo_corpus)

@@ -17,12 +17,11 @@ import pytest
 
 from flows.locks import owner_record
 from model.checkpoint import newest_valid_step
-from tests.conftest import REPO, write_recipe
+from tests.conftest import LONG_RUN_DATA, LONG_RUN_IDS, REPO, start_from, write_recipe
 
 pytestmark = pytest.mark.slow
 
-SETS = ['curate.steps=["normalize", "language", "gopher_repetition", "hap"]', "tokenize.test_per_mille=150",
-        "pretrain.steps=250", "pretrain.save_interval=20", "pretrain.save_interval_s=0", "pretrain.warmup_steps=5",
+SETS = [*LONG_RUN_DATA, "pretrain.steps=250", "pretrain.save_interval=20", "pretrain.save_interval_s=0", "pretrain.warmup_steps=5",
         "pretrain.stop_timeout_s=40"]
 
 
@@ -67,9 +66,10 @@ def _flow_run_state(run_id: str, env: dict) -> str:
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-500:]
 
 
-def test_sigterm_then_kill_9_during_pretrain_and_each_rerun_resumes(tmp_path, demo_corpus):
-    recipe = write_recipe(tmp_path, demo_corpus, ids=["python_docs", "mitre_attack"])
+def test_sigterm_then_kill_9_during_pretrain_and_each_rerun_resumes(tmp_path, demo_corpus, long_run_data):
+    recipe = write_recipe(tmp_path, demo_corpus, ids=LONG_RUN_IDS)
     root = tmp_path / "runs"
+    start_from(long_run_data, root)
     env = {**os.environ, "KEEL_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "home" / "prefect"),
            "KEEL_LOCK_DIR": str(tmp_path / "locks")}
     env.pop("PREFECT_API_URL", None)

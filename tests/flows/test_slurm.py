@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from model.checkpoint import newest_valid_step
-from tests.conftest import REPO, write_recipe
+from tests.conftest import LONG_RUN_DATA, LONG_RUN_IDS, REPO, start_from, write_recipe
 
 pytestmark = pytest.mark.slow
 
-BASE = ['curate.steps=["normalize", "language", "gopher_repetition", "hap"]', "tokenize.test_per_mille=150",
-        "pretrain.launcher=slurm", "pretrain.gpus_per_node=0", "pretrain.save_interval_s=0", "pretrain.warmup_steps=5",
+BASE = [*LONG_RUN_DATA, "pretrain.launcher=slurm", "pretrain.gpus_per_node=0", "pretrain.save_interval_s=0", "pretrain.warmup_steps=5",
         "pretrain.stop_timeout_s=20", "pretrain.hang_timeout_s=300"]
 
 
@@ -57,8 +56,9 @@ def _wait_checkpoint(proc: subprocess.Popen, root: Path, after: int = 0, timeout
     raise AssertionError(f"no checkpoint after step {after}: {proc.stdout.read()[-3000:] if proc.poll() is not None else ''}")
 
 
-def test_time_limit_resubmits_and_resumes_until_done(tmp_path, demo_corpus, slurm):
-    recipe = write_recipe(tmp_path, demo_corpus, ids=["python_docs", "mitre_attack"])
+def test_time_limit_resubmits_and_resumes_until_done(tmp_path, demo_corpus, slurm, long_run_data):
+    recipe = write_recipe(tmp_path, demo_corpus, ids=LONG_RUN_IDS)
+    start_from(long_run_data, tmp_path / "runs")
     res = _result(_keel(recipe, tmp_path, ["pretrain.steps=1000", "pretrain.save_interval=250",
                                             "pretrain.time_limit=0:01:00", "pretrain.max_resubmits=4"]))
     assert res["stage_status"]["pretrain"] == "completed"
@@ -70,10 +70,11 @@ def test_time_limit_resubmits_and_resumes_until_done(tmp_path, demo_corpus, slur
     assert slurm.jobs_named("keel-pretrain") == []
 
 
-def test_scancel_then_rerun_resumes_and_stopping_the_run_cancels_the_job(tmp_path, demo_corpus, slurm):
-    recipe = write_recipe(tmp_path, demo_corpus, ids=["python_docs", "mitre_attack"])
+def test_scancel_then_rerun_resumes_and_stopping_the_run_cancels_the_job(tmp_path, demo_corpus, slurm, long_run_data):
+    recipe = write_recipe(tmp_path, demo_corpus, ids=LONG_RUN_IDS)
     sets = ["pretrain.steps=800", "pretrain.save_interval=100", "pretrain.time_limit=0:30:00"]
     root = tmp_path / "runs"
+    start_from(long_run_data, root)
 
     # someone cancels the job: the stage fails (no resubmission of a cancelled job), the checkpoint stays
     proc = _keel(recipe, tmp_path, sets)

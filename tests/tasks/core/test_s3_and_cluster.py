@@ -16,14 +16,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_pipeline_reads_and_writes_s3(tmp_path, demo_corpus, s3, prefect_harness):
-    for sid in ("mitre_cwe", "shakespeare"):
+    for sid in ("mitre_cwe", "python_docs"):
         s3.put(str(demo_corpus / sid / "part-00000.jsonl.gz"), f"keel-test/corpus/{sid}/part-00000.jsonl.gz")
-    recipe = write_recipe(tmp_path, demo_corpus, ids=["mitre_cwe", "shakespeare"])
+    recipe = write_recipe(tmp_path, demo_corpus, ids=["mitre_cwe", "python_docs"])
     out = keel_pipeline(str(recipe), ["run.output_root=s3://keel-test/runs", "sources.data_root=s3://keel-test/corpus"],
                         until="plan")
     assert out["output_root"] == "s3://keel-test/runs"
     c = out["counts"]
-    assert c["ingest"]["in"] == c["ingest"]["kept"] > 2000 and c["tokenize"]["kept"] == c["curate"]["kept"]
+    assert c["ingest"]["in"] == c["ingest"]["kept"] > 1400 and c["tokenize"]["kept"] == c["curate"]["kept"]
     tok = f"keel-test/runs/tokenize/{out['stage_hashes']['tokenize']}"
     assert s3.exists(f"{tok}/_SUCCESS") and s3.exists(f"{tok}/ledger.parquet")
     assert any(p.endswith(".bin") for p in s3.find(f"{tok}/datasets"))
