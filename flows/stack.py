@@ -17,6 +17,7 @@ under <home>/stack/. Every service starts with umask 077: its databases and logs
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import json
 import os
@@ -231,6 +232,22 @@ def _provision_runner(url: str, creds: dict) -> None:
                     {"name": m["name"], "username": runner["username"], "permission": "MANAGE"})
 
 
+def _cheap_password_checks(db: Path, creds: dict) -> None:
+    """MLflow checks the password of every request against its stored hash, made with werkzeug's default (scrypt,
+    about 0.1 s of CPU): a run makes hundreds of requests, and they doubled the time of a run against the stack.
+    keel's passwords are 32 random bytes, out of reach of guessing at any hashing cost, so their hashes are
+    re-made as salted PBKDF2-SHA256 with 1,000 rounds (about 1 ms); the plain password is still never stored."""
+    import sqlite3
+
+    from werkzeug.security import generate_password_hash
+
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        for account in (creds["mlflow_admin"], creds["mlflow_runner"]):
+            con.execute("UPDATE users SET password_hash = ? WHERE username = ?",
+                        (generate_password_hash(account["password"], method="pbkdf2:sha256:1000"), account["username"]))
+    tighten(db)
+
+
 def read_state(home: str | Path) -> dict:
     f = stack_dir(home) / "stack.json"
     return json.loads(f.read_text()) if f.is_file() else {}
@@ -302,6 +319,7 @@ def up(home: str | Path = ".keel", host: str = "127.0.0.1", ports: dict | None =
                 time.sleep(0.5)
             if creds and s.name == "mlflow":
                 _provision_runner(s.url, creds)
+                _cheap_password_checks(home / "mlflow-auth.db", creds)
             log(f"  {s.name:<15} up   {s.url or '(workers)'}   pid {started[s.name]['pid']}")
         tighten(home / "mlflow.db", home / "mlflow-auth.db", home / "prefect" / "prefect.db")
     except BaseException:

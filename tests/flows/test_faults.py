@@ -1,5 +1,6 @@
 """Faults with real processes and real signals: a Dask worker killed mid-curation, the whole pipeline killed
-mid-stage, the S3 endpoint going away mid-stage. (A training job killed with -9 and resumed: test_training.)"""
+mid-stage, the S3 endpoint going away mid-stage (a pipeline reading from and writing to S3, moto's server on
+127.0.0.1, not a mocked client). (A training job killed with -9 and resumed: test_training.)"""
 from __future__ import annotations
 
 import hashlib
@@ -100,7 +101,7 @@ def _keel(args: list[str], **kw) -> subprocess.Popen:
 @pytest.mark.slow
 def test_pipeline_killed_mid_stage_then_rerun(tmp_path, demo_corpus):
     """kill -9 of the whole process group (flow, embedded server, Dask workers) while curation writes."""
-    recipe = write_recipe(tmp_path, demo_corpus, ids=["python_docs", "mitre_cwe", "mitre_attack"])
+    recipe = write_recipe(tmp_path, demo_corpus, ids=["mitre_attack"])
     env = {**os.environ, "KEEL_LOCK_DIR": str(tmp_path / "locks")}
     env.pop("PREFECT_API_URL", None)
     args = ["run", "--recipe", str(recipe), "--until", "curate", "--json", "--set", "dask.partition_rows=300"]
@@ -171,7 +172,7 @@ def test_s3_outage_mid_stage_is_retried(tmp_path, demo_corpus, s3_endpoint, s3, 
     cutter.start()
     from flows.pipeline import keel_pipeline
 
-    res = keel_pipeline(str(recipe), overrides, until="curate")
+    res = keel_pipeline(str(recipe), overrides, until="plan")
     cutter.join(timeout=60)
     assert "end" in outage, "the outage never happened"
     c = res["counts"]["curate"]
@@ -186,3 +187,16 @@ def test_s3_outage_mid_stage_is_retried(tmp_path, demo_corpus, s3_endpoint, s3, 
     kept = sum(len(pd.read_parquet(f"s3://{p}", columns=["doc_id"]))
                for p in s3.find(f"keel-test/outage/curate/{res['stage_hashes']['curate']}/data"))
     assert kept == c["kept"]
+    # everything after curation on S3 too: the tokenized datasets and the ledger; a re-run finds it all cached
+    assert res["output_root"] == "s3://keel-test/outage" and res["counts"]["tokenize"]["kept"] == c["kept"]
+    tok = f"keel-test/outage/tokenize/{res['stage_hashes']['tokenize']}"
+    assert s3.exists(f"{tok}/_SUCCESS") and s3.exists(f"{tok}/ledger.parquet")
+    assert any(p.endswith(".bin") for p in s3.find(f"{tok}/datasets"))
+    again = keel_pipeline(str(recipe), overrides, until="plan")
+    assert all(again["stage_status"][st] == "cached" for st in ("ingest", "curate", "tokenize"))
+    # the S3 secret key signed every request, and was written nowhere: local files, S3 objects, Prefect
+    from tests.conftest import PLANTED_SECRET, files_containing, prefect_records_containing
+
+    assert files_containing(PLANTED_SECRET, tmp_path) == []
+    assert [p for p in s3.find("keel-test") if PLANTED_SECRET.encode() in s3.cat_file(p)] == []
+    assert prefect_records_containing(PLANTED_SECRET) == []

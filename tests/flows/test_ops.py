@@ -225,6 +225,13 @@ def test_stack_is_closed_by_default(stack):
     assert status == 403  # DNS rebinding: a foreign Host header is refused
     status, _, _ = http("POST", m + "/api/2.0/mlflow/users/create", runner, {"username": "x", "password": "y"})
     assert status == 403  # runs use an account that cannot manage users
+    import sqlite3
+
+    with sqlite3.connect(stack["home"] / "mlflow-auth.db") as con:  # salted, cheap to check, never the password
+        stored = dict(con.execute("SELECT username, password_hash FROM users").fetchall())
+    for account in (creds["mlflow_admin"], creds["mlflow_runner"]):
+        assert stored[account["username"]].startswith("pbkdf2:sha256:1000$")
+        assert account["password"] not in stored[account["username"]]
 
     from distributed import Client
     from distributed.security import Security
