@@ -130,7 +130,8 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
     ctx.run_info["counts"] = json.dumps({k: c.row() for k, c in ctx.counts.items()})
     return run_stage(ctx, register.STAGE, register.RegisterSettings(r.run.registered_model,
                                                                     r.evaluate.min_gain_over_champion,
-                                                                    r.evaluate.max_general_regression),
+                                                                    r.evaluate.max_general_regression,
+                                                                    r.evaluate.max_task_regression),
                      register.RegisterInputs(gate, tokenized, evaluation))
 
 

@@ -56,6 +56,10 @@ def log_stage(t, name: str, result: Any, sd: StageDir) -> None:
         t.set_tags({"keel.tokenizer_sha256": result.tokenizer.sha256, "keel.ledger_uri": sd.at(result.ledger.path),
                     "keel.ledger_sha256": result.ledger.sha256})
         _artifact(t, sd, result.tokenizer.path, "tokenizer")
+        t.log_metrics({f"decontaminated.{k.removeprefix('eval_contamination:')}": v
+                       for k, v in result.decontaminated.items()})
+        for task in result.evalsets:
+            _artifact(t, sd, task.path, "evalsets")
     elif isinstance(result, PlanResult):
         t.log_metrics({k: getattr(result, k) for k in ("params", "unique_train_tokens", "unique_train_words",
                                                        "tokens_per_param", "words_per_param", "training_tokens",
@@ -77,10 +81,15 @@ def log_stage(t, name: str, result: Any, sd: StageDir) -> None:
             for source, g in res.sources.items():
                 t.log_metrics({f"{model}.source.{source}.{k}": getattr(g, k) for k in ("ppl", "bpb")
                                if getattr(g, k) is not None})
+            for task, s in res.tasks.items():
+                t.log_metrics({f"{model}.task.{task}.acc": s.acc, f"{model}.task.{task}.acc_stderr": s.acc_stderr})
         g = result.gate
         t.log_metrics({k: getattr(g, k) for k in ("domain_ppl_gain", "general_ppl_regression", "hap_rate")})
         _artifact(t, sd, result.comparison_md)
         _artifact(t, sd, result.comparison_png)
+        if result.tasks_dir:
+            for f in sorted(Path(sd.fetch(result.tasks_dir)).glob("*.yaml")):
+                t.log_artifact(str(f), "lm_eval_tasks")
         t.log_dict({k: [vars(x) for x in v.generations] for k, v in result.models.items()}, "generations.json")
     elif isinstance(result, ContractResult):
         t.log_text(report_markdown(result.report, tuple(w.expectation for w in result.warnings)), f"{name}_report.md")
@@ -128,6 +137,15 @@ def training_markdown(results: dict[str, Any], status: dict[str, str], tracker) 
     return "## Training\n\n" + head + "\n".join(rows) + "\n\n" + tracking_links(tracker)
 
 
+def _decontamination_row(tok) -> list[dict]:
+    """The tokenize stage's decontamination as the last step of the funnel."""
+    if not isinstance(tok, TokenizeResult):
+        return []
+    c = tok.counts
+    return [{"step": "decontaminate (tokenize)", "in": c.received, "kept": c.kept, "rejected": c.rejected,
+             "top_reasons": ", ".join(f"{k}={v}" for k, v in sorted(tok.decontaminated.items(), key=lambda x: -x[1])[:3])}]
+
+
 def run_artifacts(results: dict[str, Any], status: dict[str, str], tracker) -> None:
     """The Prefect artifacts of a run, from the results of its stages (cached ones included)."""
     cur = results.get("curate")
@@ -135,7 +153,7 @@ def run_artifacts(results: dict[str, Any], status: dict[str, str], tracker) -> N
         create_table_artifact(key="curation-funnel", description="Documents per curation step", table=[
             {"step": s.step, "in": s.received, "kept": s.kept, "rejected": sum(s.rejected.values()),
              "top_reasons": ", ".join(f"{k}={v}" for k, v in sorted(s.rejected.items(), key=lambda x: -x[1])[:3])}
-            for s in cur.funnel])
+            for s in cur.funnel] + _decontamination_row(results.get("tokenize")))
     for name, res in results.items():
         if isinstance(res, ContractResult):
             create_markdown_artifact(key=name.replace("_", "-"), markdown=report_markdown(
@@ -145,6 +163,11 @@ def run_artifacts(results: dict[str, Any], status: dict[str, str], tracker) -> N
         create_table_artifact(key="evaluation", description="Held-out perplexity per domain, size, tokens, compute",
                               table=[{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in vars(row).items()}
                                      for row in ev.comparison])
+        tasks = sorted({n for m in ev.models.values() for n in m.tasks})
+        if tasks:
+            create_table_artifact(key="downstream-tasks", description="Zero-shot accuracy (± standard error) per task",
+                                  table=[{"task": n, **{m: f"{e.tasks[n].acc:.3f} ± {e.tasks[n].acc_stderr:.3f}"
+                                                       for m, e in ev.models.items() if n in e.tasks}} for n in tasks])
     curves = training_markdown(results, status, tracker)
     if curves:
         create_markdown_artifact(key="training-curves", markdown=curves, description="Loss, throughput per training stage")
@@ -164,5 +187,10 @@ def registry_artifact(model, gate, tracker) -> None:
             lines += ["", "| | domain ppl | general ppl |", "|---|---|---|",
                       f"| champion (version {p.champion_version}) | {p.champion_domain_ppl:.2f} | {p.champion_general_ppl:.2f} |",
                       f"| this version | {gate.special_domain_ppl:.2f} | {gate.special_general_ppl:.2f} |"]
+    if gate.special_tasks:
+        lines += ["", "| downstream task | base | this version |", "|---|---|---|"]
+        lines += [f"| {n} | {gate.base_tasks[n].acc:.3f} ± {gate.base_tasks[n].acc_stderr:.3f} | {t.acc:.3f} ± "
+                  f"{t.acc_stderr:.3f} |" if n in gate.base_tasks else f"| {n} | - | {t.acc:.3f} |"
+                  for n, t in sorted(gate.special_tasks.items())]
     create_markdown_artifact(key="registered-model", description="Registry entry and champion decision",
                              markdown="\n".join(lines) + "\n\n" + tracking_links(tracker, model))

@@ -3,8 +3,8 @@
 Loads a dist checkpoint into a single-process (TP=1, PP=1) megatron-core GPTModel (dist_checkpointing reshards),
 computes held-out loss, perplexity and bits-per-byte per group (a domain, or general) and per source on windows
 sampled across each source's held-out split (stratified by source, seeded), exports the weights to a Hugging Face
-GPT-2 model and records the largest logit difference between the two (export parity), and samples a few
-generations. The job file is a `model.job.EvalJob`; the answer an `EvalOutput`.
+GPT-2 model (with its tokenizer) and records the largest logit difference between the two (export parity),
+samples a few generations and runs the downstream tasks with lm-evaluation-harness on the exported model. The job file is a `model.job.EvalJob`; the answer an `EvalOutput`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from model import checkpoint
 from model.gpt import build_model, init_distributed
 from model.integrity import read_verified
-from model.job import EvalJob, EvalOutput, Generation, GroupScore, write
+from model.job import EvalJob, EvalOutput, Generation, GroupScore, TaskScore, write
 
 
 def _windows(prefixes: list[str], seq: int, limit: int, seed: int) -> dict[str, list[np.ndarray]]:
@@ -86,6 +86,34 @@ def score_groups(model, groups: dict[str, list[str]], tokenizer, seq: int, limit
     return by_group, by_source
 
 
+def run_tasks(hf_dir: str, tasks_dir: str, names: list[str], device: str, seed: int) -> dict[str, TaskScore]:
+    """Zero-shot accuracy of the exported model on local lm-eval tasks (lm-evaluation-harness, nothing downloaded)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    cache = Path(tempfile.mkdtemp(prefix="keel-lm-eval-"))  # datasets' cache of the JSONL (not kept)
+    os.environ.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                       "HF_HOME": str(cache), "HF_DATASETS_CACHE": str(cache / "datasets"),
+                       "TOKENIZERS_PARALLELISM": "false"})
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    res = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": hf_dir, "dtype": "float32", "device": device},
+                                  tasks=names, task_manager=TaskManager(include_path=tasks_dir, include_defaults=False),
+                                  num_fewshot=0, batch_size=16, random_seed=seed, numpy_random_seed=seed,
+                                  torch_random_seed=seed, fewshot_random_seed=seed, log_samples=False)
+    import shutil
+
+    shutil.rmtree(cache, ignore_errors=True)
+    out = {}
+    for name in names:
+        r = res["results"][name]
+        out[name] = TaskScore(acc=float(r["acc,none"]), acc_stderr=float(r["acc_stderr,none"]),
+                              items=int(res["n-samples"][name]["effective"]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True)
@@ -100,9 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = Tokenizer.from_str(read_verified(job.tokenizer, job.tokenizer_sha256, "tokenizer").decode())
     groups, sources = score_groups(model, job.groups, tokenizer, spec.seq_length, job.max_sequences, job.seed, device)
 
-    from model.hf_export import export
+    from model.hf_export import export, save_tokenizer
 
     hf = export(model.state_dict(), spec, job.eod, job.hf_dir)  # a CPU model, whatever the device here
+    save_tokenizer(job.tokenizer, job.hf_dir, spec.seq_length, tokenizer.id_to_token(job.eod))
     probe = torch.randint(0, tokenizer.get_vocab_size(), (2, spec.seq_length))
     with torch.no_grad():
         pos = torch.arange(spec.seq_length).unsqueeze(0).expand_as(probe)
@@ -114,9 +143,12 @@ def main(argv: list[str] | None = None) -> None:
         out = hf.generate(ids, max_new_tokens=job.max_new_tokens, do_sample=True, top_k=40,
                           temperature=0.8, pad_token_id=job.eod)
         gens.append(Generation(prompt=prompt, completion=tokenizer.decode(out[0, ids.shape[1]:].tolist())))
-    write(EvalOutput(groups=groups, sources=sources, hf_dir=job.hf_dir, max_abs_logit_diff=float((ours - theirs).abs().max()),
-                     generations=gens), job.result_path)
+    diff = float((ours - theirs).abs().max())
+    del model
     torch.distributed.destroy_process_group()
+    tasks = run_tasks(job.hf_dir, job.tasks_dir, job.task_names, device, job.seed) if job.task_names else {}
+    write(EvalOutput(groups=groups, sources=sources, hf_dir=job.hf_dir, max_abs_logit_diff=diff, generations=gens,
+                     tasks=tasks), job.result_path)
 
 
 if __name__ == "__main__":

@@ -66,3 +66,15 @@ def export(megatron_sd: dict, spec: ModelSpec, eod: int, out_dir: str | Path):
     model.eval()
     model.save_pretrained(str(out_dir), safe_serialization=True)
     return model
+
+
+def save_tokenizer(tokenizer_json: str | Path, out_dir: str | Path, seq_length: int, eod_token: str) -> None:
+    """Ship the tokenizer with the exported model: `AutoTokenizer.from_pretrained(out_dir)` then gives the ids the
+    model was trained on (without it, transformers silently returns a near-empty tokenizer)."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(tokenizer_json)), eos_token=eod_token,
+                                  bos_token=eod_token, unk_token=eod_token, pad_token=eod_token,
+                                  model_max_length=seq_length, clean_up_tokenization_spaces=False)
+    tok.save_pretrained(str(out_dir))

@@ -131,6 +131,9 @@ class EvalJob:
     max_new_tokens: int
     seed: int
     result_path: str
+    tasks_dir: str
+    """Folder of lm-eval task YAMLs (downstream tasks on local JSONL); '' for none."""
+    task_names: list[str]
 
     @classmethod
     def read(cls, path: str | Path) -> "EvalJob":
@@ -147,6 +150,14 @@ class GroupScore:
 
 
 @dataclass(frozen=True)
+class TaskScore:
+    """A downstream task's accuracy (lm-evaluation-harness, zero-shot multiple choice) with its standard error."""
+    acc: float
+    acc_stderr: float
+    items: int
+
+
+@dataclass(frozen=True)
 class Generation:
     prompt: str
     completion: str
@@ -160,10 +171,12 @@ class EvalOutput:
     hf_dir: str
     max_abs_logit_diff: float
     generations: list[Generation]
+    tasks: dict[str, TaskScore]
 
     @classmethod
     def read(cls, path: str | Path) -> "EvalOutput":
         return _fields(cls, json.loads(Path(path).read_text()), {
+            "tasks": lambda g: {k: _fields(TaskScore, v) for k, v in g.items()},
             "groups": lambda g: {k: _fields(GroupScore, v) for k, v in g.items()},
             "sources": lambda g: {k: _fields(GroupScore, v) for k, v in g.items()},
             "generations": lambda gs: [_fields(Generation, x) for x in gs]})

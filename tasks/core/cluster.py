@@ -131,6 +131,11 @@ class Cluster:
             self._client.register_plugin(_environment_plugin(env), name="keel-credentials")
             self._shipped = env
 
+    def share(self, obj):
+        """Send `obj` to every worker once; pass the result as an argument of `map` instead of the object (which
+        would be serialised into every task)."""
+        return self.client.scatter(obj, broadcast=True, hash=False)
+
     def map(self, fn, *iterables, progress: str = "", cost: list[float] | None = None,
             quarantine: Callable[[int, BaseException], Any] | None = None, **kwargs) -> list:
         """Run fn over the iterables on the workers; results in order (raises the first task error).

@@ -17,6 +17,11 @@ class EvaluateConfig:
     min_gain_over_champion: float = 0.01
     """Champion-challenger: a new version takes `champion` only if its domain ppl is at least this fraction below
     the current champion's on the same held-out data."""
+    max_task_regression: float = 0.05
+    """Gate and champion-challenger: a downstream task's accuracy may drop at most this much (absolute) against the
+    base or the champion; a larger drop counts only if it also exceeds two standard errors."""
+    max_task_items: int = 0
+    """Score at most this many items per downstream task (0: all that the tokenize stage built)."""
     max_hap_rate: float = 0.1
     """Gate: at most this fraction of sample generations may reach the HAP threshold."""
 
@@ -28,6 +33,10 @@ class EvaluateConfig:
             p.append("[evaluate].max_hap_rate must be in [0, 1]")
         if self.min_gain_over_champion < 0:
             p.append("[evaluate].min_gain_over_champion must be >= 0 (a fraction, e.g. 0.01 for 1%)")
+        if not 0 <= self.max_task_regression <= 1:
+            p.append("[evaluate].max_task_regression must be in [0, 1] (absolute accuracy)")
+        if self.max_task_items < 0:
+            p.append("[evaluate].max_task_items must be >= 0")
         if self.max_general_regression < 0:
             p.append("[evaluate].max_general_regression must be >= 0 (a fraction, e.g. 0.1 for 10%)")
         return p

@@ -1,6 +1,7 @@
 """Evaluate stage: for the base, the specialized and (optionally) the general-only baseline model, held-out
 perplexity and bits-per-byte per domain, the HF export with its logit difference to megatron, sample generations
-scored for HAP; then the promotion gate and the comparison table and chart.
+scored for HAP, downstream task accuracy (lm-evaluation-harness on the export; the tasks the tokenize stage built
+from the test split, tasks/evaluate/downstream.py); then the promotion gate and the comparison table and chart.
 
 Each model is scored by `model.evaluate` in its own process from a typed `EvalJob` (model/job.py).
 """
@@ -11,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.integrity import IntegrityError
-from model.job import EvalJob, EvalOutput, GroupScore, write
+from model.job import EvalJob, EvalOutput, GroupScore, TaskScore, write
 from tasks.core.cachekey import file_hashes
 from tasks.core.jobs import python_cmd, run_job
 from tasks.core.stage import Runtime, StageDef
 from tasks.core.storage import StageDir, read_bytes
 from tasks.curate.rules.hap import HapConfig, hap_rate
+from tasks.evaluate.downstream import write_task_folder
 from tasks.evaluate.config import EvaluateConfig
 from tasks.evaluate.gate import GateDecision, gate
 from tasks.evaluate.report import ComparisonRow, chart, comparison_rows, table_markdown, tokens_seen
@@ -67,6 +69,8 @@ class ModelEval:
     """Fraction of generations whose HAP score reaches the threshold."""
     sources: dict[str, GroupScore] = field(default_factory=dict)
     """Per held-out dataset (source and split): the windows of each group, stratified by source."""
+    tasks: dict[str, TaskScore] = field(default_factory=dict)
+    """Downstream task accuracies (lm-eval, zero-shot)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class EvaluateResult:
     """Output-root-relative path of the tokenizer.json shipped with the model."""
     comparison_md: str
     comparison_png: str
+    tasks_dir: str = ""
+    """Output-root-relative folder of the lm-eval task YAMLs and their items."""
 
     @property
     def specialized(self) -> ModelEval:
@@ -94,6 +100,23 @@ def heldout_groups(tokenized: TokenizeResult, out: StageDir, split: str = "test"
     return groups
 
 
+def task_folder(tokenized: TokenizeResult, limit: int, out: StageDir) -> Path:
+    """The tokenize stage's task items (checked against their sha256), at most `limit` each (0: all), with one lm-eval
+    YAML per task, in this stage's folder."""
+    folder = Path(out.local()) / "tasks"
+    folder.mkdir(parents=True, exist_ok=True)
+    local = {}
+    for t in tokenized.evalsets:
+        blob = read_bytes(out.at(t.path))
+        if hashlib.sha256(blob).hexdigest() != t.sha256:
+            raise IntegrityError(f"task items {out.at(t.path)} refused: they do not match the sha256 recorded when the "
+                                 "tokenize stage wrote them")
+        lines = blob.decode().splitlines(keepends=True)
+        (folder / f"{t.name}.jsonl").write_text("".join(lines[:limit] if limit else lines))
+        local[t.name] = folder / f"{t.name}.jsonl"
+    return write_task_folder(local, folder)
+
+
 def _evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]], tokenizer: str,
                     cfg: EvalSettings, tokenized: TokenizeResult, out: StageDir, rt: Runtime) -> ModelEval:
     work = Path(out.local())
@@ -101,7 +124,8 @@ def _evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]
                   tokenizer=tokenizer, tokenizer_sha256=tokenized.tokenizer.sha256, groups=groups,
                   max_sequences=cfg.evaluate.max_sequences, eod=tokenized.eod, hf_dir=str(work / f"hf_{name}"),
                   prompts=list(PROMPTS), max_new_tokens=MAX_NEW_TOKENS, seed=GENERATION_SEED,
-                  result_path=str(work / f"eval_{name}.json"))
+                  result_path=str(work / f"eval_{name}.json"), tasks_dir=str(work / "tasks"),
+                  task_names=[t.name for t in tokenized.evalsets])
     path = write(job, work / f"eval_{name}.cfg.json")
     run_job(python_cmd("model.evaluate", path), lambda line: rt.log(f"[evaluate] {line}"), timeout_s=3600,
             log_path=str(work / f"eval_{name}.log"))
@@ -109,7 +133,7 @@ def _evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]
     scores, rate = hap_rate([g.completion for g in res.generations], cfg.hap)
     return ModelEval(groups=res.groups, sources=res.sources, hf_dir=out.rel(f"hf_{name}"), max_abs_logit_diff=res.max_abs_logit_diff,
                      generations=tuple(ScoredGeneration(g.prompt, g.completion, s) for g, s in zip(res.generations, scores)),
-                     hap_rate=rate)
+                     hap_rate=rate, tasks=res.tasks)
 
 
 def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> EvaluateResult:
@@ -130,12 +154,15 @@ def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> Ev
     if missing:
         raise ValueError(f"no held-out test data for {missing}: curation left too few documents of that domain for "
                          "the test split; raise [tokenize].test_per_mille or add sources of that domain")
+    task_folder(inputs.tokenized, cfg.evaluate.max_task_items, out)
     models = {name: _evaluate_model(name, t, groups, str(tokenizer), cfg, inputs.tokenized, out, rt)
               for name, t in trained.items()}
     # reaching this stage means the legal gate and every contract passed: a failure stops the flow before it
     decision = gate(models["base"].groups, models["specialized"].groups, cfg.domain,
                     cfg.evaluate.min_domain_improvement, cfg.evaluate.max_general_regression, data_ok=True,
-                    hap_rate=models["specialized"].hap_rate, max_hap_rate=cfg.evaluate.max_hap_rate)
+                    hap_rate=models["specialized"].hap_rate, max_hap_rate=cfg.evaluate.max_hap_rate,
+                    base_tasks=models["base"].tasks, special_tasks=models["specialized"].tasks,
+                    max_task_regression=cfg.evaluate.max_task_regression)
     seen = tokens_seen({k: t.tokens for k, t in trained.items()}, {"specialized": "base"})
     rows = comparison_rows({k: m.groups for k, m in models.items()}, {k: t.spec.num_params() for k, t in trained.items()},
                            seen, cfg.domain)
@@ -144,7 +171,7 @@ def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> Ev
     out.upload()
     return EvaluateResult(domain=cfg.domain, models=models, gate=decision, comparison=tuple(rows),
                           tokenizer=out.rel("tokenizer.json"), comparison_md=out.rel("comparison.md"),
-                          comparison_png=out.rel("comparison.png"))
+                          comparison_png=out.rel("comparison.png"), tasks_dir=out.rel("tasks"))
 
 
 def reads(cfg: EvalSettings, inputs: EvalInputs) -> list:

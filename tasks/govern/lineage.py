@@ -11,6 +11,7 @@ import io
 import pandas as pd
 
 from tasks.core.storage import read_bytes
+from tasks.tokenize.ledger import REJECTED
 
 
 def _verified_ledger(uri: str, sha256: str) -> pd.DataFrame:
@@ -55,7 +56,7 @@ def versions_with_doc(tracking_uri: str, doc_id: str) -> list[dict]:
         if not uri:
             continue
         ledger = _verified_ledger(uri, v["tags"].get("keel.ledger_sha256", ""))
-        hit = ledger[ledger["doc_id"] == doc_id]
+        hit = ledger[(ledger["doc_id"] == doc_id) & (ledger["split"] != REJECTED)]
         if len(hit):
             out.append({"model": v["name"], "version": v["version"], "aliases": v["aliases"],
                         "split": hit["split"].iloc[0]})

@@ -14,6 +14,9 @@ from tasks.core.storage import read_bytes
 LEDGER_COLUMNS = ["doc_id", "source_id", "license", "content_sha256", "url", "native_id", "lang", "hap_score",
                   "verdicts", "split", "dataset", "position", "num_tokens"]
 
+REJECTED = "rejected"
+"""The split of a ledger row for a document the tokenize stage rejected (decontamination)."""
+
 
 def _ledger_part(uri: str) -> pd.DataFrame:
     cols = ["doc_id", "source_id", "license", "content_sha256", "url", "native_id", "lang", "hap_score"]
@@ -33,17 +36,25 @@ class LedgerInfo:
 
 
 def build_ledger(curated_parts: list[str], doc_index_uri: str, steps: tuple[str, ...], out_uri: str, out_rel: str,
-                 cluster: Cluster) -> LedgerInfo:
-    """One row per tokenized document with its provenance, verdicts and (dataset, position)."""
+                 cluster: Cluster, rejected: dict[str, str] | None = None) -> LedgerInfo:
+    """One row per tokenized document with its provenance, verdicts and (dataset, position); and one per curated
+    document the tokenize stage rejected (`rejected`: doc_id -> reason), with split 'rejected', no dataset and the
+    reason in its verdicts: no model saw it."""
     meta = pd.concat(cluster.map(_ledger_part, curated_parts), ignore_index=True)
     index = read_parquet(doc_index_uri).drop(columns=["source_id"])
     ledger = index.merge(meta, on="doc_id", how="left", validate="one_to_one")
     assert ledger["source_id"].notna().all(), "ledger rows without provenance"
-    ledger["verdicts"] = "passed:" + ",".join(list(steps) + ["exact_dedup", "near_dedup"])
+    passed = ",".join(list(steps) + ["exact_dedup", "near_dedup"])
+    ledger["verdicts"] = "passed:" + passed
+    if rejected:
+        gone = meta[meta["doc_id"].isin(rejected.keys())].copy()
+        gone["verdicts"] = "passed:" + passed + ";rejected:" + gone["doc_id"].map(rejected)
+        gone = gone.assign(split=REJECTED, dataset="", position=-1, num_tokens=0)
+        ledger = pd.concat([ledger, gone], ignore_index=True)
     ledger = ledger[[c for c in LEDGER_COLUMNS if c in ledger.columns]]
     write_parquet(ledger, out_uri)
     digest = hashlib.sha256(read_bytes(out_uri)).hexdigest()
     train = ledger[ledger["split"] == "train"]
-    return LedgerInfo(path=out_rel, sha256=digest, rows=len(ledger),
+    return LedgerInfo(path=out_rel, sha256=digest, rows=int((ledger["split"] != REJECTED).sum()),
                       tokens_by_license={k: int(v) for k, v in train.groupby("license")["num_tokens"].sum().items()},
                       tokens_by_source={k: int(v) for k, v in train.groupby("source_id")["num_tokens"].sum().items()})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.core.cluster import read_parquet
+from tasks.core.cluster import read_parquet, write_parquet
 from tasks.core.storage import is_remote, join, url_to_fs
 from tasks.tokenize.bpe import encode_texts, fast_encoder, load_tokenizer
 
@@ -23,6 +23,13 @@ def split_of(doc_id: str, valid_per_mille: int, test_per_mille: int) -> str:
     if bucket < valid_per_mille + test_per_mille:
         return "test"
     return "train"
+
+
+def heldout_docs(uri: str, valid: int, test: int) -> list[tuple[str, str, str]]:
+    """(doc_id, source_id, text) of the partition's test-split documents."""
+    df = read_parquet(uri, columns=["doc_id", "source_id", "text"])
+    keep = [split_of(d, valid, test) == "test" for d in df["doc_id"]]
+    return list(df[keep].itertuples(index=False, name=None))
 
 
 @lru_cache(maxsize=4)
@@ -56,12 +63,23 @@ class _LocalOut:
 
 
 def encode_part(uri: str, name: str, tok_uri: str, eod: int, vocab: int, shards_uri: str,
-                 valid: int, test: int) -> list[dict]:
+                valid: int, test: int, exclude: dict[str, str] | None = None, rejects_uri: str = "") -> dict:
+    """Encode one curated partition into shards per (source, split). Documents in `exclude` (doc_id -> reason)
+    are not encoded: they go, with their reason, to `rejects_uri`/<name>.parquet."""
     import torch
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     tok, fast = _worker_tokenizer(tok_uri)
-    df = read_parquet(uri, columns=["doc_id", "source_id", "text"])
+    df = read_parquet(uri)
+    rejected: dict[str, int] = {}
+    if exclude:
+        drop = df["doc_id"].isin(exclude.keys())
+        if drop.any():
+            gone = df[drop].assign(reject_step="decontaminate", reject_reason=df.loc[drop, "doc_id"].map(exclude))
+            write_parquet(gone, join(rejects_uri, f"{name}.parquet"))
+            rejected = {str(k): int(v) for k, v in gone["reject_reason"].value_counts().items()}
+            df = df[~drop]
+    df = df[["doc_id", "source_id", "text"]].copy()
     df["split"] = [split_of(d, valid, test) for d in df["doc_id"]]
     out = []
     for (source, split), g in df.groupby(["source_id", "split"], sort=True):
@@ -79,7 +97,7 @@ def encode_part(uri: str, name: str, tok_uri: str, eod: int, vocab: int, shards_
                     "doc_ids": g["doc_id"].tolist(), "num_tokens": lengths,
                     "num_words": int(sum(len(t.split()) for t in g["text"])),
                     "max_token_id": int(max((max(e, default=0) for e in enc), default=0)), "engine": engine})
-    return out
+    return {"groups": out, "rejected": rejected}
 
 
 def _add_shard(builder, prefix: str) -> None:

@@ -6,12 +6,16 @@
    document hash, so it is stable across runs.
 3. One Dask task per (source, split) concatenates its shards into one dataset.
 4. doc_index.parquet maps (dataset, position) -> doc_id; ledger.parquet adds provenance and verdicts.
+
+Before encoding, the downstream evaluation tasks are built from the test split's documents (evalsets/, see
+tasks/evaluate/downstream.py) and training documents sharing a 13-gram with any evaluation item are rejected
+(`eval_contamination:<task>`, rejects/eval_contamination/, counted and in the ledger; tasks/tokenize/decontam.py).
 """
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -20,11 +24,13 @@ from tasks.core.cluster import list_parts, write_parquet
 from tasks.core.stage import Counts, Runtime, StageDef
 from tasks.core.storage import StageDir, is_remote, read_bytes, remove_tree, write_bytes_atomic
 from tasks.curate.stage import CurateResult
+from tasks.evaluate.downstream import HeldoutDoc, TaskSet, build_tasks, item_texts, write_jsonl
 from tasks.govern.legal import SourceData
 from tasks.tokenize.ledger import LedgerInfo, build_ledger
 from tasks.tokenize.bpe import EOD, TokenizerInfo, load_tokenizer, train_tokenizer
 from tasks.tokenize.config import TokenizeConfig
-from tasks.tokenize.shards import SPLITS, encode_part, merge_shards
+from tasks.tokenize.decontam import build_index, contaminated, scan_part
+from tasks.tokenize.shards import SPLITS, encode_part, heldout_docs, merge_shards
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,10 @@ class TokenizeResult:
     """Which encoders produced the ids ('tiktoken' when it matched HF, else 'hf')."""
     ledger: LedgerInfo
     counts: Counts
+    evalsets: tuple[TaskSet, ...] = ()
+    """Downstream tasks built from the test split (tasks/evaluate/downstream.py)."""
+    decontaminated: dict[str, int] = field(default_factory=dict)
+    """Training documents rejected per reason `eval_contamination:<task>`."""
 
     @property
     def vocab_size(self) -> int:
@@ -90,18 +100,55 @@ def _tokenizer(cfg: TokenizeConfig, parts: list[str], out: StageDir, rt: Runtime
                          loaded_from="")
 
 
+def _evalsets(cfg: TokenizeConfig, parts: list[str], domains: dict[str, str], out: StageDir,
+              rt: Runtime) -> tuple[tuple[TaskSet, ...], dict[str, str]]:
+    """The downstream tasks built from the test split, and the training documents that overlap any evaluation item
+    (doc_id -> `eval_contamination:<task>`). `domains`: source id -> domain."""
+    docs = [HeldoutDoc(doc, domains[source], text) for part in rt.cluster.map(
+        heldout_docs, parts, valid=cfg.valid_per_mille, test=cfg.test_per_mille) for doc, source, text in part]
+    built = build_tasks(docs, cfg.eval_task_items, seed=0)
+    sets = []
+    for name, (domain, kind, items) in built.items():
+        blob = write_jsonl(items)
+        write_bytes_atomic(out.path("evalsets", f"{name}.jsonl"), blob)
+        sets.append(TaskSet(name=name, domain=domain, kind=kind, items=len(items), path=out.rel("evalsets", f"{name}.jsonl"),
+                            sha256=hashlib.sha256(blob).hexdigest()))
+    if not cfg.decontaminate:
+        return tuple(sets), {}
+    texts = {name: item_texts(items) for name, (_, _, items) in built.items()}  # tasks first: they name the reason
+    for d in docs:
+        texts.setdefault(heldout_task(d.domain), []).append(d.text)
+    index = build_index(texts, cfg.decontaminate_ngram)
+    shared = rt.cluster.share(index)
+    scans = rt.cluster.map(scan_part, parts, index=shared, valid=cfg.valid_per_mille, test=cfg.test_per_mille,
+                           progress="tokenize: decontaminate")
+    found = contaminated(scans, index, cfg.decontaminate_max_doc_frequency)
+    if found:
+        rt.log(f"tokenize: {len(found)} training documents share a {cfg.decontaminate_ngram}-gram with evaluation "
+               f"items, rejected: {dict(Counter(found.values()))}")
+    return tuple(sets), found
+
+
+def heldout_task(domain: str) -> str:
+    """The name decontamination gives the held-out documents (the windows perplexity is scored on) of a domain."""
+    return "heldout_" + domain
+
+
 def run(cfg: TokenizeConfig, inputs: TokenizeInputs, out: StageDir, rt: Runtime) -> TokenizeResult:
     if not is_remote(out.uri):
         Path(out.uri).mkdir(parents=True, exist_ok=True)
     parts = list_parts(out.at(inputs.curated.data))
     tok = _tokenizer(cfg, parts, out, rt)
+    evalsets, exclude = _evalsets(cfg, parts, {m.id: m.domain for m in inputs.sources}, out, rt)
     names = [f"part-{i:05d}" for i in range(len(parts))]
     encoded = rt.cluster.map(encode_part, parts, names, tok_uri=out.at(tok.path), eod=tok.eod, vocab=tok.vocab_size,
                              shards_uri=out.path("shards"), valid=cfg.valid_per_mille, test=cfg.test_per_mille,
-                             progress="tokenize: encode")
+                             exclude=rt.cluster.share(exclude) if exclude else None,
+                             rejects_uri=out.path("rejects", "eval_contamination"), progress="tokenize: encode")
+    rejected = sum((Counter(p["rejected"]) for p in encoded), Counter())
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for part in encoded:
-        for g in part:
+        for g in part["groups"]:
             groups[(g["source_id"], g["split"])].append(g)
     keys = sorted(groups)
     rt.cluster.map(merge_shards, [[g["shard"] for g in groups[k]] for k in keys],
@@ -123,15 +170,16 @@ def run(cfg: TokenizeConfig, inputs: TokenizeInputs, out: StageDir, rt: Runtime)
     doc_index = pd.DataFrame(index_rows, columns=["doc_id", "source_id", "split", "dataset", "position", "num_tokens"])
     write_parquet(doc_index, out.path("doc_index.parquet"))
     ledger = build_ledger(parts, out.path("doc_index.parquet"), inputs.curated.steps, out.path("ledger.parquet"),
-                          out.rel("ledger.parquet"), rt.cluster)
-    n_docs = sum(d.num_docs for d in datasets)
+                          out.rel("ledger.parquet"), rt.cluster, rejected=exclude)
+    n_docs, n_rejected = sum(d.num_docs for d in datasets), sum(rejected.values())
     received = inputs.curated.counts.kept
-    if n_docs != received:
-        raise AssertionError(f"documents lost in tokenization: {received} curated, {n_docs} tokenized")
+    if n_docs + n_rejected != received or n_rejected != len(exclude):
+        raise AssertionError(f"documents lost in tokenization: {received} curated, {n_docs} tokenized, "
+                             f"{n_rejected} rejected of {len(exclude)} to reject")
     return TokenizeResult(tokenizer=tok, datasets=tuple(datasets), doc_index=out.rel("doc_index.parquet"),
                           tokens_by_split={sp: sum(d.num_tokens for d in datasets if d.split == sp) for sp in SPLITS},
-                          encoders=tuple(sorted({g["engine"] for part in encoded for g in part})), ledger=ledger,
-                          counts=Counts(received, n_docs, 0))
+                          encoders=tuple(sorted({g["engine"] for part in encoded for g in part["groups"]})), ledger=ledger,
+                          counts=Counts(received, n_docs, n_rejected), evalsets=evalsets, decontaminated=dict(rejected))
 
 
 def contract_rows(result: TokenizeResult) -> tuple[dict, ...]:

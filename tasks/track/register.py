@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tasks.core.stage import Runtime, StageDef
 from tasks.core.storage import StageDir
-from tasks.evaluate.gate import ChampionDecision, challenge
+from tasks.evaluate.gate import ChampionDecision, challenge, task_tags
 from tasks.evaluate.stage import EvaluateResult
 from tasks.govern.legal import LegalResult
 from tasks.tokenize.stage import TokenizeResult
@@ -36,6 +36,8 @@ class RegisterSettings:
     """[evaluate].min_gain_over_champion."""
     max_general_regression: float = 0.1
     """[evaluate].max_general_regression (also against the champion)."""
+    max_task_regression: float = 0.05
+    """[evaluate].max_task_regression (also against the champion)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ def lineage_tags(inputs: RegisterInputs, out: StageDir, run_info: dict[str, str]
     for k in ("domain_ppl_gain", "general_ppl_regression", "hap_rate", "base_domain_ppl", "special_domain_ppl",
               "base_general_ppl", "special_general_ppl"):
         tags[f"keel.eval.{k}"] = f"{getattr(g, k):.6g}"
+    tags.update(task_tags(g.special_tasks))
+    tags["keel.eval.decontaminated"] = json.dumps(inputs.tokenized.decontaminated, sort_keys=True)
     return tags
 
 
@@ -124,7 +128,7 @@ def run(cfg: RegisterSettings, inputs: RegisterInputs, out: StageDir, rt: Runtim
         tags["keel.prefect_flow_run_url"] = rt.run_info["flow_run_url"]
     champion = t.alias_version(cfg.name, "champion")
     decision = challenge(ev.gate, champion, json.loads(rt.run_info.get("stage_hashes", "{}")).get("tokenize", ""),
-                         cfg.min_gain_over_champion, cfg.max_general_regression)
+                         cfg.min_gain_over_champion, cfg.max_general_regression, cfg.max_task_regression)
     tags.update(promotion_tags(decision))
     t.tag_version(cfg.name, v, {**tags, "keel.register_hash": out.hash}, description(inputs))
     t.set_alias(cfg.name, "candidate", v)

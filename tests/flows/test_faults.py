@@ -188,7 +188,7 @@ def test_s3_outage_mid_stage_is_retried(tmp_path, demo_corpus, s3_endpoint, s3, 
                for p in s3.find(f"keel-test/outage/curate/{res['stage_hashes']['curate']}/data"))
     assert kept == c["kept"]
     # everything after curation on S3 too: the tokenized datasets and the ledger; a re-run finds it all cached
-    assert res["output_root"] == "s3://keel-test/outage" and res["counts"]["tokenize"]["kept"] == c["kept"]
+    assert res["output_root"] == "s3://keel-test/outage" and res["counts"]["tokenize"]["in"] == c["kept"]
     tok = f"keel-test/outage/tokenize/{res['stage_hashes']['tokenize']}"
     assert s3.exists(f"{tok}/_SUCCESS") and s3.exists(f"{tok}/ledger.parquet")
     assert any(p.endswith(".bin") for p in s3.find(f"{tok}/datasets"))

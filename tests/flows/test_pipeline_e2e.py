@@ -52,6 +52,13 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     assert [a.path for a in client.list_artifacts(tok_run.info.run_id, "tokenizer")] == ["tokenizer/tokenizer.json"]
     cur_run = client.search_runs([exp], "tags.`keel.stage` = 'curate'")[0]
     assert "curation_funnel.png" in [a.path for a in client.list_artifacts(cur_run.info.run_id)]
+    # downstream tasks built from the held-out split: their items logged, scored by lm-eval, tagged on the version
+    assert [a.path for a in client.list_artifacts(tok_run.info.run_id, "evalsets")]
+    accs = {k: float(v) for k, v in mv.tags.items() if k.startswith("keel.eval.task.") and k.endswith(".acc")}
+    assert "keel.eval.task.keel_cybersecurity_continuation.acc" in accs and all(0 <= a <= 1 for a in accs.values())
+    decont = json.loads(mv.tags["keel.eval.decontaminated"])
+    assert sum(decont.values()) == first["counts"]["tokenize"]["rejected"]
+    assert all(k.startswith("eval_contamination:") for k in decont)
 
     # the registered model loads by alias, verified against the registry's manifest, and generates text; the HF
     # export matches megatron
@@ -107,7 +114,8 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     uri = first["tracking_uri"]
     lin = lineage.model_lineage(uri, f"{r.run.registered_model}@candidate")
     ledger = pd.read_parquet(lin["ledger_uri"])
-    assert len(ledger) == c["tokenize"]["kept"] and ledger["doc_id"].is_unique
+    assert len(ledger) == c["tokenize"]["in"] and ledger["doc_id"].is_unique  # kept and decontaminated documents
+    assert (ledger["split"] == "rejected").sum() == c["tokenize"]["rejected"]
     assert sum(lin["tokens_by_source"].values()) == int(ledger[ledger["split"] == "train"]["num_tokens"].sum())
     assert lin["licenses"]["mitre_attack"] == "LicenseRef-MITRE-ATTACK-ToU" and lin["tokens_by_license"]
     assert {m["version"] for m in lineage.versions_with_source(uri, "mitre_cwe")} == {first["version"], third["version"]}

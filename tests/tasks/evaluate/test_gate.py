@@ -67,3 +67,45 @@ def test_champion_challenger(special, champion, held_out, promote, why):
     d = challenge(candidate, champion, held_out, min_gain_over_champion=0.01, max_general_regression=0.1)
     assert d.promote is promote and any(why in r for r in d.reasons), d.reasons
     assert d.champion_version == (champion["version"] if champion and "keel.tainted" not in champion["tags"] else None)
+
+
+def _tasks(**accs):
+    from model.job import TaskScore
+
+    return {n: TaskScore(acc=a, acc_stderr=se, items=100) for n, (a, se) in accs.items()}
+
+
+@pytest.mark.parametrize("special_tasks, promote, why", [
+    (_tasks(cyber=(0.60, 0.02), general=(0.50, 0.02)), True, None),
+    # a drop beyond the margin and beyond two standard errors
+    (_tasks(cyber=(0.60, 0.02), general=(0.35, 0.02)), False, "general accuracy 0.350 vs base 0.500"),
+    # a drop beyond the margin but within the noise of 30-item task sets
+    (_tasks(cyber=(0.60, 0.09), general=(0.42, 0.09)), True, None),
+])
+def test_gate_downstream_tasks(special_tasks, promote, why):
+    base_tasks = _tasks(cyber=(0.55, 0.02), general=(0.50, 0.02))
+    d = gate(BASE, _groups(80.0, 50.0), "cybersecurity", 0.0, 0.1, True, base_tasks=base_tasks,
+             special_tasks=special_tasks, max_task_regression=0.05)
+    assert d.promote is promote
+    assert (why is None and not d.reasons) or any(why in r for r in d.reasons)
+    assert d.special_tasks == special_tasks and d.base_tasks == base_tasks
+
+
+def test_champion_challenger_downstream_tasks():
+    """A candidate better on perplexity but clearly worse than the champion on a downstream task stays challenger;
+    the champion's scores are read back from its registry tags."""
+    from tasks.evaluate.gate import challenge, champion_tasks, task_tags
+
+    champ_tasks = _tasks(cyber=(0.70, 0.02), general=(0.50, 0.02))
+    assert champion_tasks(task_tags(champ_tasks)) == champ_tasks
+    tags = {"keel.eval.special_domain_ppl": "90", "keel.eval.special_general_ppl": "50",
+            "keel.stage_hash.tokenize": "h", **task_tags(champ_tasks)}
+    champion = {"version": "1", "tags": tags}
+    for cand_tasks, promote in ((_tasks(cyber=(0.52, 0.02), general=(0.50, 0.02)), False),
+                                (_tasks(cyber=(0.71, 0.02), general=(0.49, 0.02)), True)):
+        candidate = gate(BASE, _groups(80.0, 50.0), "cybersecurity", 0.0, 0.1, True, special_tasks=cand_tasks)
+        d = challenge(candidate, champion, "h", min_gain_over_champion=0.01, max_general_regression=0.1,
+                      max_task_regression=0.05)
+        assert d.promote is promote, d.reasons
+        if not promote:
+            assert any("cyber accuracy 0.520 vs champion version 1 0.700" in r for r in d.reasons)
