@@ -6,7 +6,7 @@
   keel models [--tracking-uri URI] [--json]     registered models, versions, aliases, key metrics
   keel promote NAME VERSION --reason "..."      a manual champion decision (who, why, when recorded)
   keel lineage (--model NAME@ALIAS | --source ID | --doc ID) [--json]
-  keel forget (--source ID | --doc ID) --recipe R [--no-run]
+  keel forget (--source ID | --doc ID) --recipe R [--purge] [--no-run]
   keel corpus [--data-root .keel/corpus] [--force]
   keel up [--dask] [--s3] [--host H] [--no-auth] | keel status | keel down    local Prefect + MLflow (+ Dask, S3)
   keel deploy --recipe R --cron "0 3 * * *" | keel worker     scheduled runs
@@ -182,8 +182,10 @@ def cmd_models(args) -> int:
     for m in models:
         print(f"{m['name']}")
         for v in m["versions"]:
-            metrics = " ".join(f"{k}={v['metrics'][k]}" for k in sorted(v["metrics"]))
-            print(f"  v{v['version']:<4} {','.join(v['aliases']) or '-':<20} {v['created']}  {metrics}")
+            metrics = " ".join(f"{k}={v['metrics'][k]}" for k in sorted(v["metrics"])
+                               if "." not in k and k != "decontaminated")
+            taint = "  TAINTED" if v["tainted"] else ""
+            print(f"  v{v['version']:<4} {','.join(v['aliases']) or '-':<20} {v['created']}{taint}  {metrics}")
     return 0
 
 
@@ -229,13 +231,27 @@ def cmd_forget(args) -> int:
 
     recipe = load_recipe(args.recipe)
     uri = recipe.run.tracking_uri or _tracking_uri(args)
-    kind, value = ("sources", args.source) if args.source else ("doc_ids", args.doc)
-    added = forget.add_optout(recipe.legal.optout, kind, value)
-    seen = lineage.versions_with_source(uri, value) if args.source else lineage.versions_with_doc(uri, value)
-    forget.taint(uri, seen, f"opt-out of {kind[:-1]} {value}")
-    print(f"opt-out {'added' if added else 'already present'}: {kind} {value} in {recipe.legal.optout}")
+    root = recipe.run.output_root
+    if args.source:
+        gone = forget.Forgotten(sources={args.source})
+        added = forget.add_optout(recipe.legal.optout, "sources", args.source)
+        seen = lineage.versions_with_source(uri, args.source)
+        what = f"source {args.source}"
+    else:
+        gone = forget.expand(root, args.doc)  # its copies and near-duplicate cluster too
+        added = forget.add_optout(recipe.legal.optout, "doc_ids", sorted(gone.doc_ids))
+        added |= forget.add_optout(recipe.legal.optout, "content_sha256", sorted(gone.content_sha256))
+        seen = lineage.versions_with_doc(uri, gone.doc_ids)
+        what = f"document {args.doc}" + (f" and {len(gone.doc_ids) - 1} copies/near-duplicates" if len(gone.doc_ids) > 1 else "")
+    moved = forget.taint(uri, seen, f"opt-out of {what}")
+    print(f"opt-out {'added' if added else 'already present'}: {what} in {recipe.legal.optout}")
     for m in seen:
-        print(f"  tagged tainted: {m['model']} v{m['version']} {m['aliases']}")
+        print(f"  tagged tainted: {m['model']} v{m['version']}")
+    for line in moved:
+        print(f"  {line}")
+    if args.purge:
+        for line in forget.purge(root, gone):
+            print(f"  purge: {line}")
     if args.no_run:
         return 0
     args.set, args.json, args.until = [], args.json, ""
@@ -377,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--doc")
     p.add_argument("--recipe", required=True)
     p.add_argument("--no-run", action="store_true")
+    p.add_argument("--purge", action="store_true",
+                   help="also remove the text from the output root's stage folders, rejects and task items")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_forget)
     p = sub.add_parser("up", help="start the local stack: Prefect server, MLflow server [, Dask, S3]")

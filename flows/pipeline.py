@@ -89,7 +89,7 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
     sources = tuple(m.data() for m in gate.sources)
     ingested = run_stage(ctx, ingest.STAGE, ingest.IngestSettings(r.sources.limits(), r.dask.partition_rows,
                                                                 r.sources.max_quarantined_share),
-                         ingest.IngestInputs(sources))
+                         ingest.IngestInputs(sources, gate.policy.optout_doc_ids, gate.policy.optout_content_sha256))
     raw = run_stage(ctx, contracts.STAGE, ContractCheck("raw", exp, {"$source_ids": sorted(m.id for m in gate.sources)},
                                                         warn_only=("global:unique",)),
                     ContractInputs(folder=ingested.docs), name="contract_raw")
@@ -132,7 +132,7 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
                                                                     r.evaluate.min_gain_over_champion,
                                                                     r.evaluate.max_general_regression,
                                                                     r.evaluate.max_task_regression),
-                     register.RegisterInputs(gate, tokenized, evaluation))
+                     register.RegisterInputs(gate, tokenized, evaluation, curated))
 
 
 def _summary(ctx: RunContext, model, t0: float) -> dict:

@@ -59,6 +59,7 @@ def transformer_config(spec: ModelSpec, bf16: bool = False, recompute: str = "no
         hidden_size=spec.hidden_size,
         ffn_hidden_size=spec.ffn,
         num_attention_heads=spec.num_attention_heads,
+        num_query_groups=spec.kv_heads,
         normalization=spec.normalization,
         gated_linear_unit=spec.swiglu,
         activation_func=torch.nn.functional.silu if spec.swiglu else torch.nn.functional.gelu,

@@ -32,6 +32,12 @@ class ModelSpec:
     """Dropout after attention and MLP blocks (training only)."""
     attention_dropout: float = 0.0
     """Dropout on attention probabilities (training only)."""
+    num_query_groups: int = 0
+    """Key/value heads (grouped-query attention); 0 means one per attention head."""
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_query_groups or self.num_attention_heads
 
     @property
     def ffn(self) -> int:
@@ -47,20 +53,26 @@ class ModelSpec:
         out = 0 if self.tie_embeddings else v * h
         return L * per_layer + emb + out + 2 * h
 
-    def gpt2_incompatible(self) -> dict[str, object]:
-        """Fields (as [model] recipe keys) that the GPT-2 layout of the HF export cannot express."""
-        out: dict[str, object] = {}
-        if self.position_embedding != "learned_absolute":
-            out["position_embedding"] = self.position_embedding
-        if self.normalization != "LayerNorm":
-            out["normalization"] = self.normalization
-        if self.swiglu:
-            out["swiglu"] = True
-        if self.num_experts:
-            out["num_experts"] = self.num_experts
-        if not self.tie_embeddings:
-            out["tie_embeddings"] = False
-        return out
+    def hf_layout(self) -> str:
+        """The Hugging Face architecture the model is exported to: 'gpt2' (learned positions, LayerNorm, GeLU,
+        dense, one key/value head per head), 'llama' (RoPE, RMSNorm, SwiGLU, dense, any grouping) or 'mixtral' (the
+        same with mixture-of-experts MLPs); tied or untied embeddings in each. Raises ValueError naming the
+        [model] keys of a combination none of them expresses."""
+        gpt2 = {"position_embedding": "learned_absolute", "normalization": "LayerNorm", "swiglu": False}
+        llama = {"position_embedding": "rope", "normalization": "RMSNorm", "swiglu": True}
+        mine = {k: getattr(self, k) for k in gpt2}
+        if mine == gpt2 and not self.num_experts and self.kv_heads == self.num_attention_heads:
+            return "gpt2"
+        if mine == llama:
+            return "mixtral" if self.num_experts else "llama"
+        if mine == gpt2:
+            why = "num_experts" if self.num_experts else "num_query_groups"
+            raise ValueError(f"[model].{why} = {getattr(self, why)} needs the Llama/Mixtral layout: set "
+                             "position_embedding = 'rope', normalization = 'RMSNorm' and swiglu = true")
+        keys = ", ".join(f"[model].{k} = {v!r}" for k, v in mine.items())
+        raise ValueError(f"{keys}: no Hugging Face layout keel exports to has this combination; use "
+                         "learned_absolute + LayerNorm + GeLU (GPT-2) or rope + RMSNorm + swiglu (Llama; Mixtral with "
+                         "num_experts)")
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token: 6N plus attention (Megatron-LM/PaLM accounting)."""

@@ -203,20 +203,8 @@ def check_recipe(r: Recipe) -> list[str]:
                 if w > 0 and d not in present:
                     problems.append(f"[{name}].mix names domain {d!r}, but no selected source has it; the sources "
                                     f"[sources].ids = {list(r.sources.ids)} have domains {sorted(present)}")
-    if r.model.preset in _presets():
-        bad = r.model.spec(256).gpt2_incompatible()
-        if bad:
-            keys = ", ".join(f"[model].{k} = {v!r}" for k, v in bad.items())
-            problems.append(f"{keys}: the registered model is exported to Hugging Face in the GPT-2 layout "
-                            "(learned positions, LayerNorm, GeLU, tied embeddings, dense), which cannot express it; "
-                            "use the GPT-2 settings to train a model keel can register")
     if r.baseline.enabled and not r.baseline.check():
         b = baseline_settings(r.model, r.pretrain, r.specialize, r.baseline, r.run.seed)
         problems += b.model.check("[baseline]") + b.train.check("[baseline]")
     return problems
 
-
-def _presets() -> set[str]:
-    from model.presets import PRESETS
-
-    return set(PRESETS)

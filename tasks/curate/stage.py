@@ -107,6 +107,18 @@ def _run_rule(rule, df: pd.DataFrame, rule_cfg, step: str, budget_s: float) -> S
     return StepResult(frame, np.array(keep, dtype=bool), np.array(reasons, dtype=object), {})
 
 
+def without_optout_text(rejects: pd.DataFrame) -> pd.DataFrame:
+    """Rejects of opted-out documents keep their ids, hashes and reason, not their text (nor URL)."""
+    gone = rejects["reject_reason"].str.startswith("optout_")
+    if not gone.any():
+        return rejects
+    rejects = rejects.copy()
+    rejects.loc[gone, "text"] = ""
+    if "url" in rejects.columns:
+        rejects.loc[gone, "url"] = ""
+    return rejects
+
+
 def _apply_rules(df: pd.DataFrame, cfg: CurateConfig, policy: DocumentPolicy):
     """The partition-local rules and the dedup keys: pure computation (run in a child process)."""
     stats, dropped = [], []
@@ -117,8 +129,8 @@ def _apply_rules(df: pd.DataFrame, cfg: CurateConfig, policy: DocumentPolicy):
         reasons = pd.Series(res.reasons, index=out.index)
         stats.append(_stat(step, df, reasons))
         if (~res.keep).any():
-            dropped.append((step, out[~res.keep].assign(reject_step=step,
-                                                         reject_reason=reasons[~res.keep].astype(str))))
+            gone = out[~res.keep].assign(reject_step=step, reject_reason=reasons[~res.keep].astype(str))
+            dropped.append((step, without_optout_text(gone)))
         df = out[res.keep].reset_index(drop=True)
     df = df.assign(dedup_key=[dedup_key(t) for t in df["text"]])
     d = cfg.dedup

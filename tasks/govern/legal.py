@@ -73,6 +73,8 @@ class DocumentPolicy:
     reject_copyright_notices: bool
     ut1_blocklist: bool
     """Also block FineWeb's UT1-derived domain list (read on the workers from datatrove's assets)."""
+    optout_content_sha256: tuple[str, ...] = ()
+    """Opted-out content: a copy of a forgotten document under another id is rejected too."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Policy:
     optout_domains: list[str] = field(default_factory=list)
     optout_url_patterns: list[str] = field(default_factory=list)
     optout_doc_ids: list[str] = field(default_factory=list)
+    optout_content_sha256: list[str] = field(default_factory=list)
     reject_copyright_notices: bool = False
 
     def allowed_licenses(self, use: str) -> set[str]:
@@ -202,6 +205,7 @@ def load_policy(path: str | Path, optout_path: str | Path | None = None) -> Poli
                   blocked_domains=list(block.get("domains", [])), blocked_url_patterns=list(block.get("url_patterns", [])),
                   optout_sources=list(opt.get("sources", [])), optout_domains=list(opt.get("domains", [])),
                   optout_url_patterns=list(opt.get("url_patterns", [])), optout_doc_ids=list(opt.get("doc_ids", [])),
+                  optout_content_sha256=list(opt.get("content_sha256", [])),
                   reject_copyright_notices=bool(raw.get("copyright", {}).get("reject_notices", False)))
 
 
@@ -249,7 +253,8 @@ def document_policy(policy: Policy, use: str, ut1: bool) -> DocumentPolicy:
         allowed_licenses=t(policy.allowed_licenses(use)), blocked_domains=t(d.lower() for d in policy.blocked_domains),
         blocked_url_patterns=tuple(policy.blocked_url_patterns), optout_sources=t(policy.optout_sources),
         optout_domains=t(d.lower() for d in policy.optout_domains), optout_url_patterns=tuple(policy.optout_url_patterns),
-        optout_doc_ids=t(policy.optout_doc_ids), reject_copyright_notices=policy.reject_copyright_notices, ut1_blocklist=ut1)
+        optout_doc_ids=t(policy.optout_doc_ids), reject_copyright_notices=policy.reject_copyright_notices, ut1_blocklist=ut1,
+        optout_content_sha256=t(policy.optout_content_sha256))
 
 
 def run(cfg: GateRequest, inputs: None, out: StageDir, rt: Runtime) -> LegalResult:

@@ -47,16 +47,18 @@ def versions_with_source(tracking_uri: str, source_id: str) -> list[dict]:
             if source_id in v["tags"].get("keel.sources", "").split(",")]
 
 
-def versions_with_doc(tracking_uri: str, doc_id: str) -> list[dict]:
+def versions_with_doc(tracking_uri: str, doc_id: str | set[str]) -> list[dict]:
+    """Versions whose training or held-out data held the document (or any of a set of documents)."""
     from tasks.track.tracking import registry_versions
 
+    ids = {doc_id} if isinstance(doc_id, str) else set(doc_id)
     out = []
     for v in registry_versions(tracking_uri):
         uri = v["tags"].get("keel.ledger_uri")
         if not uri:
             continue
         ledger = _verified_ledger(uri, v["tags"].get("keel.ledger_sha256", ""))
-        hit = ledger[(ledger["doc_id"] == doc_id) & (ledger["split"] != REJECTED)]
+        hit = ledger[ledger["doc_id"].isin(ids) & (ledger["split"] != REJECTED)]
         if len(hit):
             out.append({"model": v["name"], "version": v["version"], "aliases": v["aliases"],
                         "split": hit["split"].iloc[0]})

@@ -101,8 +101,9 @@ def _utf8(value) -> bool:
 class Collector:
     """Turns raw records into document rows or reject rows; counts what it saw."""
 
-    def __init__(self, source: SourceData, origin: str, limits: Limits):
+    def __init__(self, source: SourceData, origin: str, limits: Limits, forgotten: tuple = ((), ())):
         self.s, self.origin, self.limits = source, origin, limits
+        self.forgotten_ids, self.forgotten_hashes = frozenset(forgotten[0]), frozenset(forgotten[1])
         self.docs: list[dict] = []
         self.rejects: list[dict] = []
         self.seen = 0
@@ -158,9 +159,14 @@ class Collector:
             return "wrong_type:license"
         if not _utf8(lic):
             return "invalid_unicode:license"
-        self.docs.append({"doc_id": doc_id(s.id, native), "source_id": s.id, "domain": s.domain, "license": lic,
+        did, sha = doc_id(s.id, native), sha256(text)
+        if did in self.forgotten_ids or sha in self.forgotten_hashes:  # opted out: its id and hash, not its text
+            self.reject(record, f"doc_id={did} content_sha256={sha}",
+                        "optout_doc" if did in self.forgotten_ids else "optout_content")
+            return None
+        self.docs.append({"doc_id": did, "source_id": s.id, "domain": s.domain, "license": lic,
                           "native_id": native, "text": text, "url": url, "origin_file": self.origin,
-                          "content_sha256": sha256(text)})
+                          "content_sha256": sha})
         return None
 
     def take(self, rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -406,9 +412,11 @@ def _read_warc(c: Collector, uri: str) -> Iterator[None]:
 READERS = {"jsonl": _read_jsonl, "parquet": _read_parquet, "text": _read_text, "warc": _read_warc}
 
 
-def stream_file(uri: str, source: SourceData, limits: Limits, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """(documents, rejects) frames of one file: documents `chunk_rows` at a time (the last chunk smaller)."""
-    c = Collector(source, uri, limits)
+def stream_file(uri: str, source: SourceData, limits: Limits, chunk_rows: int,
+                forgotten: tuple = ((), ())) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(documents, rejects) frames of one file: documents `chunk_rows` at a time (the last chunk smaller).
+    `forgotten`: (doc ids, content hashes) opted out: rejected as they are read, their text kept nowhere."""
+    c = Collector(source, uri, limits, forgotten)
     for _ in READERS[source.format](c, uri):
         while len(c.docs) >= chunk_rows:
             yield c.take(chunk_rows)

@@ -31,6 +31,10 @@ class IngestSettings:
 class IngestInputs:
     sources: tuple[SourceData, ...]
     """The sources the legal gate approved (what reading them needs)."""
+    optout_doc_ids: tuple[str, ...] = ()
+    optout_content_sha256: tuple[str, ...] = ()
+    """Forgotten documents (`keel forget`): rejected as they are read (`optout_doc`, `optout_content`), with their
+    id and hash but not their text, so no stage folder holds it again."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,10 @@ class IngestResult:
 
 
 def _ingest_file(uri: str, source: SourceData, docs_prefix: str, rejects_prefix: str, partition_rows: int,
-                 limits: Limits) -> dict:
+                 limits: Limits, forgotten: tuple = ((), ())) -> dict:
     """Stream one file into partitions of `partition_rows` documents and reject files, in bounded memory."""
     kept, reasons, parts, reject_parts = 0, Counter(), 0, 0
-    for docs, rejects in stream_file(uri, source, limits, partition_rows):
+    for docs, rejects in stream_file(uri, source, limits, partition_rows, forgotten):
         if len(docs):
             write_parquet(docs, f"{docs_prefix}-{parts:04d}.parquet")
             parts, kept = parts + 1, kept + len(docs)
@@ -84,7 +88,8 @@ def run(cfg: IngestSettings, inputs: IngestInputs, out: StageDir, rt: Runtime) -
         return {"source_id": source.id, "file": uri, "in": 1, "kept": 0, "rejected": {"worker_killed": 1}}
 
     results = rt.cluster.map(_ingest_file, *zip(*jobs), partition_rows=cfg.partition_rows, limits=cfg.limits,
-                             progress="ingest", quarantine=quarantine)
+                             forgotten=(inputs.optout_doc_ids, inputs.optout_content_sha256), progress="ingest",
+                             quarantine=quarantine)
     lost = sum(1 for r in results if r["rejected"].get("worker_killed"))
     if jobs and lost / len(jobs) > cfg.max_quarantined_share:
         raise ValueError(f"ingest: {lost} of {len(jobs)} files killed their worker twice and were quarantined, over "

@@ -11,6 +11,7 @@ so this stage runs every time and asks the registry (it writes no stage folder o
 """
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 from dataclasses import dataclass
@@ -19,10 +20,12 @@ from pathlib import Path
 
 from tasks.core.stage import Runtime, StageDef
 from tasks.core.storage import StageDir
+from tasks.curate.stage import CurateResult
 from tasks.evaluate.gate import ChampionDecision, challenge, task_tags
 from tasks.evaluate.stage import EvaluateResult
 from tasks.govern.legal import LegalResult
 from tasks.tokenize.stage import TokenizeResult
+from tasks.track.card import CardInputs, croissant_json, model_card
 from tasks.track.tracking import MANIFEST_TAG, manifest_tag
 
 SERVING = Path(__file__).resolve().parents[2] / "model" / "serving.py"
@@ -45,6 +48,8 @@ class RegisterInputs:
     legal: LegalResult
     tokenized: TokenizeResult
     evaluation: EvaluateResult
+    curated: CurateResult | None = None
+    """For the model card's curation funnel."""
 
 
 @dataclass(frozen=True)
@@ -118,18 +123,31 @@ def run(cfg: RegisterSettings, inputs: RegisterInputs, out: StageDir, rt: Runtim
     if found is not None:
         return RegisterResult(cfg.name, str(found), tuple(t.aliases(cfg.name, found)), reused=True)
     ev = inputs.evaluation
-    artifacts = {"hf": out.fetch(ev.specialized.hf_dir), "tokenizer": out.fetch(ev.tokenizer)}
+    champion = t.alias_version(cfg.name, "champion")
+    hashes = json.loads(rt.run_info.get("stage_hashes", "{}"))
+    decision = challenge(ev.gate, champion, hashes.get("tokenize", ""), cfg.min_gain_over_champion,
+                         cfg.max_general_regression, cfg.max_task_regression)
+    card = CardInputs(name=cfg.name, legal=inputs.legal, curated=inputs.curated, tokenized=inputs.tokenized,
+                      evaluation=ev, decision=decision, ledger_uri=out.at(inputs.tokenized.ledger.path),
+                      contracts=json.loads(rt.run_info.get("contracts", "{}")), stage_hashes=hashes,
+                      published=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    work = Path(out.local())
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "model_card.md").write_text(model_card(card))
+    (work / "croissant.json").write_text(croissant_json(card))
+    artifacts = {"hf": out.fetch(ev.specialized.hf_dir), "tokenizer": out.fetch(ev.tokenizer),
+                 "model_card": str(work / "model_card.md"), "croissant": str(work / "croissant.json")}
+    from model.serving import INPUT_EXAMPLE
+
     info = t.log_pyfunc_model(str(SERVING), artifacts, name="model", registered=cfg.name,
-                              pip_requirements=pip_requirements())
+                              pip_requirements=pip_requirements(), input_example=INPUT_EXAMPLE)
     v = info["version"]
     tags = lineage_tags(inputs, out, rt.run_info, t.run_id or "")
     tags[MANIFEST_TAG] = manifest_tag(info["manifest"])
     if rt.run_info.get("flow_run_url"):
         tags["keel.prefect_flow_run_url"] = rt.run_info["flow_run_url"]
-    champion = t.alias_version(cfg.name, "champion")
-    decision = challenge(ev.gate, champion, json.loads(rt.run_info.get("stage_hashes", "{}")).get("tokenize", ""),
-                         cfg.min_gain_over_champion, cfg.max_general_regression, cfg.max_task_regression)
     tags.update(promotion_tags(decision))
+    tags.update({"keel.model_card": "artifacts/model_card.md", "keel.croissant": "artifacts/croissant.json"})
     t.tag_version(cfg.name, v, {**tags, "keel.register_hash": out.hash}, description(inputs))
     t.set_alias(cfg.name, "candidate", v)
     if decision.promote:

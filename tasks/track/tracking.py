@@ -105,7 +105,7 @@ class Tracker(NoopTracker):
         self._active = prev
 
     def _client(self):
-        return self._mlflow.MlflowClient(self.tracking_uri)
+        return registry_client(self.tracking_uri)
 
     def log_params(self, params: dict) -> None:
         flat = flatten(params)
@@ -139,12 +139,13 @@ class Tracker(NoopTracker):
 
     # ---- registry -------------------------------------------------------------------------------------
     def log_pyfunc_model(self, code_path: str, artifacts: dict[str, str], name: str, registered: str,
-                         pip_requirements: list[str]) -> dict:
+                         pip_requirements: list[str], input_example=None) -> dict:
         """Log a models-from-code pyfunc under the active run and register a new version; `manifest` is every
-        file of the stored model (size, sha256) as the artifact store holds it right after logging."""
+        file of the stored model (size, sha256) as the artifact store holds it right after logging. The
+        signature comes from the model's type hints, its params schema from `input_example` ((input, params))."""
         info = self._mlflow.pyfunc.log_model(
             name=name, python_model=code_path, artifacts=artifacts, registered_model_name=registered,
-            pip_requirements=pip_requirements)
+            pip_requirements=pip_requirements, input_example=input_example)
         version = info.registered_model_version
         import tempfile
 
@@ -209,6 +210,14 @@ def manifest_tag(manifest: dict[str, dict]) -> str:
     return text
 
 
+def registry_client(tracking_uri: str):
+    """An MLflow client whose registry is this tracking store's (not the process's default registry)."""
+    import mlflow
+
+    uri = take_uri_credentials(tracking_uri, "mlflow")
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def verified_model(tracking_uri: str, ref: str, dst: str) -> Path:
     """Download a registered version (NAME@ALIAS or NAME:VERSION) and check every file against the manifest in
     its registry tags before anything of it is imported; IntegrityError names the first file that differs."""
@@ -222,8 +231,11 @@ def verified_model(tracking_uri: str, ref: str, dst: str) -> Path:
         raise IntegrityError(f"{v['name']} version {v['version']} has no {MANIFEST_TAG} tag: it was not registered by "
                              "keel with a manifest, so it cannot be verified")
     want = {k: tuple(val.rsplit(":", 1)) for k, val in json.loads(recorded).items()}
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{v['name']}/{v['version']}", dst_path=dst,
-                                                     tracking_uri=take_uri_credentials(tracking_uri, "mlflow")))
+    uri = take_uri_credentials(tracking_uri, "mlflow")
+    # the version's own storage location, from this registry (a `models:/` URI would be resolved against the
+    # process's default registry, not the one asked)
+    source = registry_client(tracking_uri).get_model_version_download_uri(v["name"], v["version"])
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=dst, tracking_uri=uri))
     have = files_manifest(local)
     where = f"{v['name']} version {v['version']}"
     for rel, (sha, size) in sorted(want.items()):
@@ -254,7 +266,7 @@ def list_models(tracking_uri: str) -> list[dict]:
 
     import mlflow
 
-    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
+    client = registry_client(tracking_uri)
     out = []
     for rm in client.search_registered_models():
         aliases: dict[str, list[str]] = {}
@@ -266,7 +278,9 @@ def list_models(tracking_uri: str) -> list[dict]:
             versions.append({"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
                              "created": dt.datetime.fromtimestamp(v.creation_timestamp / 1000).isoformat(timespec="seconds"),
                              "promoted": v.tags.get("keel.gate.promote"), "sources": v.tags.get("keel.sources"),
-                             "metrics": metrics, "source": v.source})
+                             "metrics": metrics, "source": v.source,
+                             "tainted": v.tags.get("keel.tainted") == "true",
+                             "tainted_reason": v.tags.get("keel.tainted_reason", "")})
         out.append({"name": rm.name, "versions": versions})
     return out
 
@@ -279,7 +293,7 @@ def registry_versions(tracking_uri: str) -> list[dict]:
     """Every version of every registered model: name, version, aliases (from the registered model), tags."""
     import mlflow
 
-    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
+    client = registry_client(tracking_uri)
     out = []
     for rm in client.search_registered_models():
         by_version: dict[str, list[str]] = {}
@@ -296,7 +310,7 @@ def resolve_version(tracking_uri: str, ref: str) -> dict:
 
     if "@" not in ref and ":" not in ref:
         raise ValueError(f"model reference {ref!r}: use NAME@ALIAS or NAME:VERSION")
-    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
+    client = registry_client(tracking_uri)
     if "@" in ref:
         name, alias = ref.split("@", 1)
         v = client.get_model_version_by_alias(name, alias)
@@ -312,7 +326,7 @@ def promote(tracking_uri: str, name: str, version: str, reason: str, by: str) ->
 
     import mlflow
 
-    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
+    client = registry_client(tracking_uri)
     client.get_model_version(name, version)  # fails clearly when there is no such version
     try:
         previous = str(client.get_model_version_by_alias(name, "champion").version)
@@ -329,6 +343,6 @@ def promote(tracking_uri: str, name: str, version: str, reason: str, by: str) ->
 def set_version_tags(tracking_uri: str, name: str, version: str, tags: dict[str, str]) -> None:
     import mlflow
 
-    client = mlflow.MlflowClient(take_uri_credentials(tracking_uri, "mlflow"))
+    client = registry_client(tracking_uri)
     for k, v in tags.items():
         client.set_model_version_tag(name, version, k, str(scrub(k, v))[:5000])

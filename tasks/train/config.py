@@ -46,6 +46,8 @@ class ModelConfig:
     """Dropout after attention and MLP blocks (its RNG state is checkpointed per rank)."""
     attention_dropout: float = 0.0
     """Dropout on attention probabilities."""
+    num_query_groups: int = 0
+    """Key/value heads for grouped-query attention (0: one per attention head; must divide num_attention_heads)."""
     bf16: bool = True
     """Train in bf16 on GPU (CPU runs stay fp32)."""
 
@@ -59,7 +61,8 @@ class ModelConfig:
         return replace(base, **sizes, seq_length=self.seq_length, position_embedding=self.position_embedding,
                        normalization=self.normalization, swiglu=self.swiglu, tie_embeddings=self.tie_embeddings,
                        num_experts=self.num_experts, hidden_dropout=self.hidden_dropout,
-                       attention_dropout=self.attention_dropout, vocab_size=pad_vocab(vocab_size))
+                       attention_dropout=self.attention_dropout, num_query_groups=self.num_query_groups,
+                       vocab_size=pad_vocab(vocab_size))
 
     def check(self, where: str = "[model]") -> list[str]:
         if self.preset not in PRESETS:
@@ -76,6 +79,13 @@ class ModelConfig:
                 problems.append(f"{where}.{name} must be in [0, 1)")
         if self.num_experts < 0:
             problems.append(f"{where}.num_experts must be 0 (dense) or more")
+        if self.num_query_groups < 0 or (self.num_query_groups and spec.num_attention_heads % self.num_query_groups):
+            problems.append(f"{where}.num_query_groups = {self.num_query_groups} must divide num_attention_heads "
+                            f"({spec.num_attention_heads}); 0 means one per head")
+        try:
+            spec.hf_layout()
+        except ValueError as e:
+            problems.append(f"{e} (the registered model is exported to Hugging Face)")
         return problems
 
 
@@ -98,7 +108,8 @@ class TrainConfig:
     min_lr: float = 3e-4
     """Learning rate at the end of cosine decay."""
     warmup_steps: int = 5
-    """Linear warm-up steps (re-warm-up when continuing from a checkpoint)."""
+    """Linear warm-up steps (re-warm-up when continuing from a checkpoint); a run shorter than this warms up over
+    all but its last step."""
     weight_decay: float = 0.1
     """AdamW weight decay."""
     clip_grad: float = 1.0
@@ -177,8 +188,8 @@ class TrainConfig:
                      f"data-parallel size ({self.micro_batch_size} * {self.data_parallel})")
         if self.steps < 1:
             p.append(f"{where}.steps must be at least 1")
-        if not 0 <= self.warmup_steps < self.steps:
-            p.append(f"{where}.warmup_steps = {self.warmup_steps} must be below steps ({self.steps})")
+        if self.warmup_steps < 0:
+            p.append(f"{where}.warmup_steps = {self.warmup_steps} must be >= 0")
         if self.lr <= 0 or not 0 <= self.min_lr <= self.lr:
             p.append(f"{where}: need lr > 0 and 0 <= min_lr <= lr (lr {self.lr}, min_lr {self.min_lr})")
         if min(self.save_interval, self.save_interval_s, self.keep_checkpoints, self.hang_timeout_s,

@@ -107,7 +107,7 @@ def job_for(cfg: TrainSettings, spec: ModelSpec, blend: DataBlend, tokenized: To
     return TrainJob(
         spec=spec, tensor_parallel=t.tensor_parallel, pipeline_parallel=t.pipeline_parallel, steps=t.steps,
         micro_batch_size=t.micro_batch_size, global_batch_size=t.global_batch_size, lr=t.lr, min_lr=t.min_lr,
-        warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, clip_grad=t.clip_grad, save_interval=t.save_interval,
+        warmup_steps=min(t.warmup_steps, t.steps - 1), weight_decay=t.weight_decay, clip_grad=t.clip_grad, save_interval=t.save_interval,
         save_interval_s=t.save_interval_s, keep_checkpoints=t.keep_checkpoints, attention=t.attention,
         recompute=t.recompute, distributed_optimizer=t.distributed_optimizer, overlap_grad_reduce=t.overlap_grad_reduce,
         bf16=cfg.model.bf16, bf16_on_cpu=False, seed=cfg.seed, data=blend, eod=tokenized.eod,

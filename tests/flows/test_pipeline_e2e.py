@@ -68,6 +68,20 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     out = lm.predict(["The attacker", "To be"], params={"max_new_tokens": 8})
     assert len(out) == 2 and all(isinstance(x, str) and x for x in out)
     assert first["export_max_abs_logit_diff"] < 1e-4
+    # the version carries its model card and a Croissant description of its training data (valid for mlcroissant,
+    # its records the ledger's rows)
+    import mlcroissant as mlc
+
+    from tasks.track.tracking import verified_model
+
+    folder = verified_model(first["tracking_uri"], f"{r.run.registered_model}:{first['version']}", str(tmp_path / "dl"))
+    card = (folder / "artifacts" / "model_card.md").read_text()
+    for section in ("## Intended use", "## Training data", "## Curation", "## Evaluation", "## Gate decision",
+                    "## Limitations", "mitre_cwe", "LicenseRef-scancode-cwe-tou", "decontamination"):
+        assert section in card, section
+    croissant = mlc.Dataset(jsonld=str(folder / "artifacts" / "croissant.json"))
+    assert croissant.metadata.data_collection and croissant.metadata.personal_sensitive_information
+    assert sum(1 for _ in croissant.records("documents")) == first["counts"]["tokenize"]["in"]
 
     # conservation at every stage, checked against the files on disk
     c = first["counts"]
@@ -122,20 +136,28 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     doc = ledger[(ledger["source_id"] == "mitre_attack") & (ledger["split"] == "train")]["doc_id"].iloc[0]
     assert {m["version"] for m in lineage.versions_with_doc(uri, doc)} == {first["version"], third["version"]}
 
-    # forget one document: opt-out recorded, models that saw it tainted, re-run excludes it, ingest stays cached
-    assert cli(["forget", "--doc", doc, "--recipe", str(recipe), "--json"]) == 0
+    # forget one document: opt-out recorded, models that saw it tainted and their aliases moved at once, its text
+    # purged from the output root, the re-run excludes it
+    text = pd.concat(pd.read_parquet(p) for p in list_parts(f"{first['output_root']}/ingest")
+                     if "doc_id" in pd.read_parquet(p).columns).set_index("doc_id").loc[doc, "text"]
+    assert cli(["forget", "--doc", doc, "--recipe", str(recipe), "--purge", "--json"]) == 0
     for v in (first["version"], third["version"]):
         assert client.get_model_version(r.run.registered_model, v).tags["keel.tainted"] == "true"
     after = lineage.model_lineage(uri, f"{r.run.registered_model}@candidate")
     assert int(after["version"]) > int(third["version"]) and not after["tainted"]
+    for alias, v in client.get_registered_model(r.run.registered_model).aliases.items():
+        assert int(v) > int(third["version"]), (alias, v)  # no alias left on a version that saw the document
+    for p in list_parts(first["output_root"]):
+        df = pd.read_parquet(p)
+        if {"doc_id", "text"} <= set(df.columns):
+            assert not (df["text"] == text).any(), p  # kept nowhere, rejects included (ids and hashes only)
     assert doc not in set(pd.read_parquet(after["ledger_uri"])["doc_id"])
     assert lineage.versions_with_doc(uri, doc) == [m for m in lineage.versions_with_doc(uri, doc)
                                                    if m["version"] in (first["version"], third["version"])]
-    cur2 = after["stage_hashes"]["curate"]
-    rej = pd.concat(pd.read_parquet(p) for p in list_parts(f"{first['output_root']}/curate/{cur2}/rejects")
-                    if "legal_policy" in p)
-    assert rej.loc[rej["doc_id"] == doc, "reject_reason"].tolist() == ["optout_doc"]
-    assert after["stage_hashes"]["ingest"] == first["stage_hashes"]["ingest"]
+    ing2 = after["stage_hashes"]["ingest"]  # re-read without it: rejected as read, with its id and hash only
+    rej = pd.concat(pd.read_parquet(p) for p in list_parts(f"{first['output_root']}/ingest/{ing2}/rejects"))
+    assert rej.loc[rej["raw"].str.startswith(f"doc_id={doc} "), "reject_reason"].tolist() == ["optout_doc"]
+    assert ing2 != first["stage_hashes"]["ingest"]
 
     # the planted secrets reached nothing keel wrote: outputs, MLflow store and artifacts, checkpoints, Prefect
     # logs and artifacts, the terminal

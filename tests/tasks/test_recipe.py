@@ -53,8 +53,9 @@ def test_flat_curate_keys_of_earlier_recipes_still_apply(tmp_path):
     ("pretrain.attention=flash9", r"\[pretrain\].attention = 'flash9' is not allowed; choose one of \['sdpa', 'unfused'\]"),
     ("specialize.recompute=some", "choose one of \\['none', 'selective', 'full'\\]"),
     ("model.preset=huge", r"\[model\].preset = 'huge' is unknown"),
-    ("model.position_embedding=rope", r"\[model\].position_embedding = 'rope': the registered model is exported"),
-    ("model.swiglu=true", r"\[model\].swiglu = True"),
+    ("model.position_embedding=rope", r"\[model\].position_embedding = 'rope'.*no Hugging Face layout"),
+    ("model.swiglu=true", r"\[model\].swiglu = True.*no Hugging Face layout"),
+    ("model.num_query_groups=2", r"\[model\].num_query_groups = 2 needs the Llama/Mixtral layout"),
     ("specialize.mix={finance=0.5, general=0.5}", r"\[specialize\].mix names domain 'finance', but no selected source"),
     ("specialize.mix={general=1.0}", "exactly one domain besides 'general'"),
     ("sources.ids=[\"shakespeare\", \"nosuch\"]", "unknown source 'nosuch'"),
@@ -79,7 +80,7 @@ def test_every_problem_is_reported_at_once():
         load_recipe(DEMO, ["pretrain.stepz=1", "evaluate.max_sequences=x", "model.preset=huge"])
     assert len(exc.value.problems) == 2  # every unknown key and wrong type; semantic checks come after
     with pytest.raises(RecipeError) as exc:
-        load_recipe(DEMO, ["model.preset=huge", "evaluate.max_sequences=0", "pretrain.warmup_steps=100"])
+        load_recipe(DEMO, ["model.preset=huge", "evaluate.max_sequences=0", "pretrain.warmup_steps=-1"])
     assert len(exc.value.problems) == 3
 
 

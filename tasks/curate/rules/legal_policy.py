@@ -37,7 +37,8 @@ def _compiled(policy: DocumentPolicy):
     blocked = set(policy.blocked_domains) | (_ut1_domains() if policy.ut1_blocklist else frozenset())
     return (frozenset(blocked), frozenset(policy.optout_domains),
             [re.compile(x) for x in policy.blocked_url_patterns], [re.compile(x) for x in policy.optout_url_patterns],
-            frozenset(policy.optout_doc_ids), frozenset(policy.allowed_licenses), frozenset(policy.optout_sources))
+            frozenset(policy.optout_doc_ids), frozenset(policy.allowed_licenses), frozenset(policy.optout_sources),
+            frozenset(policy.optout_content_sha256))
 
 
 UT1_ARCHIVE = "url_filterblacklistsv0_3_0.tar.gz"
@@ -69,9 +70,11 @@ def ut1_archive() -> Path | None:
 
 def legal_policy(df: pd.DataFrame, policy: DocumentPolicy) -> StepResult:
     """Reject opted-out, blocklisted or unlicensed documents; flag (or reject) copyright notices."""
-    blocked, optout_domains, blocked_pat, optout_pat, optout_ids, allowed, optout_sources = _compiled(policy)
+    blocked, optout_domains, blocked_pat, optout_pat, optout_ids, allowed, optout_sources, optout_hashes = _compiled(policy)
     reasons, notices = [], []
-    for doc_id, src, url, lic, text in zip(df["doc_id"], df["source_id"], df["url"], df["license"], df["text"]):
+    hashes = df["content_sha256"] if "content_sha256" in df.columns else [None] * len(df)
+    for doc_id, src, url, lic, text, sha in zip(df["doc_id"], df["source_id"], df["url"], df["license"], df["text"],
+                                                hashes):
         url = strip_invisible(url) if isinstance(url, str) else url  # b\u00adad.example is bad.example
         host = domain_of(url)
         notice = bool(_COPYRIGHT.search(strip_invisible(text[:20000])))
@@ -80,6 +83,8 @@ def legal_policy(df: pd.DataFrame, policy: DocumentPolicy) -> StepResult:
             reasons.append("optout_source")
         elif doc_id in optout_ids:
             reasons.append("optout_doc")
+        elif sha in optout_hashes:
+            reasons.append("optout_content")
         elif host and _matches_domain(host, optout_domains):
             reasons.append(f"optout_domain:{host}")
         elif isinstance(url, str) and any(p.search(url) for p in optout_pat):
