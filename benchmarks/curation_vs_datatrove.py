@@ -4,8 +4,11 @@
 
 Needs a venv with datatrove[processing]==0.10.1 + spacy + orjson (the peer) and keel's curation dependencies
 (pandas, pyarrow, numpy, xxhash, scipy, dask[distributed]); `make bench` builds it as .venv-bench. The corpus
-is the demo corpus under .keel/corpus (`make demo` or `keel corpus` writes it), repeated `copies` times
-with each copy marked distinct. Prints, per filter, docs/s per core for both and the keep/drop agreement;
+is any folder of corpora (`--corpus`: each subfolder of part-*.jsonl(.gz) is one; default the demo corpus under
+.keel/corpus; benchmarks/build_corpora.py builds held-out ones of eight kinds). Prints, per corpus and filter,
+the keep/drop agreement with its confusion (kept by keel only / by datatrove only) and examples of each with
+both sides' reasons; then, on all corpora repeated `copies` times (each copy marked distinct), per filter
+docs/s per core for both and the keep/drop agreement;
 the heuristic chain (Gopher repetition -> Gopher quality -> C4 -> FineWeb) docs/s per core; MinHash signature
 docs/s per core and recall on near-duplicate pairs (Jaccard >= 0.8); and keel's curate stage on 1 vs 2 Dask
 workers. Last line: one JSON object.
@@ -29,12 +32,20 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
+def load_corpora(root: Path) -> dict[str, list[str]]:
+    """Each subfolder of `root` holding part-*.jsonl(.gz) files is one corpus (the demo corpus: one per source;
+    benchmarks/build_corpora.py: one per kind)."""
+    out: dict[str, list[str]] = {}
+    for f in sorted(root.glob("*/part-*.jsonl*")):
+        opener = gzip.open if f.suffix == ".gz" else open
+        out.setdefault(f.parent.name, []).extend(json.loads(line)["text"] for line in opener(f, "rt", encoding="utf-8"))
+    if not out:
+        sys.exit(f"no corpus under {root}: run `make demo` / `.venv/bin/keel corpus`, or benchmarks/build_corpora.py")
+    return out
+
+
 def load_corpus(root: Path, copies: int) -> list[str]:
-    texts = []
-    for f in sorted(root.glob("*/part-*.jsonl.gz")):
-        texts += [json.loads(line)["text"] for line in gzip.open(f, "rt", encoding="utf-8")]
-    if not texts:
-        sys.exit(f"no corpus under {root}: run `make demo` or `.venv/bin/keel corpus` first")
+    texts = [t for ts in load_corpora(root).values() for t in ts]
     return [t if c == 0 else f"{t}\n\n[copy {c}]" for c in range(copies) for t in texts]
 
 
@@ -46,7 +57,7 @@ def peer_filters():
             "c4_quality": C4QualityFilter(), "fineweb_quality": FineWebQualityFilter()}
 
 
-def run_peer(filt, texts: list[str]) -> tuple[np.ndarray, float]:
+def run_peer(filt, texts: list[str], reasons: list | None = None) -> tuple[np.ndarray, float]:
     from datatrove.data import Document
 
     t0 = time.process_time()
@@ -54,10 +65,12 @@ def run_peer(filt, texts: list[str]) -> tuple[np.ndarray, float]:
     for i, t in enumerate(texts):
         r = filt.filter(Document(text=t, id=str(i)))
         keep.append(r is True or (isinstance(r, tuple) and r[0]) or r == True)  # noqa: E712
+        if reasons is not None:
+            reasons.append(r[1] if isinstance(r, tuple) and len(r) > 1 else None)
     return np.array(keep, dtype=bool), time.process_time() - t0
 
 
-def run_keel(step: str, texts: list[str]) -> tuple[np.ndarray, float]:
+def run_keel(step: str, texts: list[str], reasons: list | None = None) -> tuple[np.ndarray, float]:
     from tasks.curate.config import CurateConfig
     from tasks.curate.registry import RULES
 
@@ -66,7 +79,32 @@ def run_keel(step: str, texts: list[str]) -> tuple[np.ndarray, float]:
     cfg = getattr(CurateConfig(), source)
     t0 = time.process_time()
     res = rule(df, cfg)
+    if reasons is not None:
+        reasons.extend(res.reasons)
     return np.asarray(res.keep, dtype=bool), time.process_time() - t0
+
+
+def confusion(corpora: dict[str, list[str]], examples: int = 2) -> dict:
+    """Per corpus and filter: agreement, documents kept by keel only / by datatrove only, and examples of each
+    with both sides' reasons."""
+    out = {}
+    for name, texts in corpora.items():
+        out[name] = {}
+        for step, filt in peer_filters().items():
+            pr, kr = [], []
+            pk, _ = run_peer(filt, texts, pr)
+            kk, _ = run_keel(step, texts, kr)
+            keel_only, peer_only = np.flatnonzero(kk & ~pk), np.flatnonzero(pk & ~kk)
+            row = {"documents": len(texts), "agreement": float((pk == kk).mean()), "kept_by_keel_only": len(keel_only),
+                   "kept_by_datatrove_only": len(peer_only)}
+            print(f"  {name:<16} {step:<18} agreement {row['agreement']:.4f}  keel-only {len(keel_only):>4}  "
+                  f"datatrove-only {len(peer_only):>4}  of {len(texts)}")
+            for label, idx in (("kept by keel only", keel_only), ("kept by datatrove only", peer_only)):
+                for i in idx[:examples]:
+                    snippet = re.sub(r"\s+", " ", texts[i][:140])
+                    print(f"      {label}: keel {kr[i] or 'keep'} / datatrove {pr[i] or 'keep'}: {snippet!r}")
+            out[name][step] = row
+    return out
 
 
 def near_dup_pairs(texts: list[str], n: int, seed: int = 0) -> tuple[list[str], list[tuple[int, int, float]]]:
@@ -157,10 +195,18 @@ def main() -> None:
     ap.add_argument("--corpus", default=str(REPO / ".keel" / "corpus"))
     ap.add_argument("--copies", type=int, default=5)
     ap.add_argument("--near-dup-docs", type=int, default=1000)
+    ap.add_argument("--fidelity-only", action="store_true", help="only the per-corpus agreement and examples")
     args = ap.parse_args()
+    print("keep/drop agreement per corpus and filter (confusion and examples):")
+    per_corpus = confusion(load_corpora(Path(args.corpus)))
+    worst = {step: min(per_corpus[c][step]["agreement"] for c in per_corpus) for step in peer_filters()}
+    print("lowest agreement over the corpora: " + ", ".join(f"{k} {v:.4f}" for k, v in worst.items()))
+    if args.fidelity_only:
+        print(json.dumps({"agreement_min_per_filter": worst, "per_corpus": per_corpus}))
+        return
     texts = load_corpus(Path(args.corpus), args.copies)
     mb = sum(len(t.encode()) for t in texts) / 1e6
-    print(f"corpus: {len(texts):,} documents, {mb:.1f} MB (demo corpus x{args.copies})")
+    print(f"corpus: {len(texts):,} documents, {mb:.1f} MB (every corpus under {args.corpus} x{args.copies})")
     agreement, peer_total, keel_total = {}, 0.0, 0.0
     for step, filt in peer_filters().items():
         pk, ps = run_peer(filt, texts)
@@ -187,6 +233,7 @@ def main() -> None:
     one, two = scaling(texts, 1), scaling(texts, 2)
     print(f"keel curate on Dask: 1 worker {one:,.0f} docs/s, 2 workers {two:,.0f} docs/s, scaling {two / one:.2f}x")
     print(json.dumps({"documents": len(texts), "mb": round(mb, 1), "ratio": pc / kc,
+                      "agreement_min_per_filter": worst, "per_corpus": per_corpus,
                       "agreement": min(agreement.values()), "agreement_per_filter": agreement,
                       "minhash_ratio": mh["ratio"], "minhash_recall": mh["recall"], "scaling_2v1": two / one,
                       "peer_chain_docs_per_s_core": len(texts) / pc, "keel_chain_docs_per_s_core": len(texts) / kc}))

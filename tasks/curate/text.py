@@ -1,10 +1,12 @@
-"""Text primitives shared by the curation rules: normalisation, word splitting (spaCy's English rules, as
-datatrove's filters see words), duplicate counting. Pure functions over strings."""
+"""Text primitives shared by the curation rules: normalisation, word splitting (spaCy's English tokenizer, as
+datatrove's filters see words, with a fast path for plain words), duplicate counting. Pure functions over
+strings."""
 from __future__ import annotations
 
 import re
 import string
 import unicodedata
+from functools import lru_cache
 
 PUNCTUATION = frozenset(string.punctuation + "‘’“”«»…–—¡¿·")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -28,73 +30,98 @@ def normalize_text(text: str) -> str:
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
 
-def _bases(words: str) -> str:
-    """'do does' -> '[Dd]o|[Dd]oes' (spaCy's exceptions exist in lower and title case)."""
-    return "|".join(f"[{w[0].upper()}{w[0]}]{w[1:]}" for w in words.split())
+_CACHE_MAX = 1 << 18
+_SPACY_MAX_CHARS = 1000
+"""spaCy's affix loop costs (affixes stripped) x (chunk length): a chunk of 24k "(" takes 40 s. Longer chunks
+(encoded blobs, minified code, junk; words, URLs and Markdown links are far shorter) are split by `_ROUGH`
+instead, in linear time; a token there rarely changes a verdict. Within the limit a chunk of pure affix marks
+costs up to ~0.5 s: a document made of them meets the rule's time budget (`rule_timeout`)."""
+_ROUGH = re.compile(r"(?:https?://|www\.)\S+|\w+|[^\w\s]")
+_CACHE_MAX = 1 << 18
+"""Chunks keep their tokens in a per-process cache (chunks repeat: "(closes:", "--", "x)")."""
 
 
-# Words that spaCy's English exceptions split before a clitic: do|n't, I|'d, you|'ll ... (facts from spaCy's
-# tokenizer_exceptions). Other words keep inner apostrophes whole (kill'd, ne'er, l'envoy), as spaCy does.
-_NT_WORDS = ("ai are ca could dare did do does had has have is may might must need ought sha should was were wo "
-             "would").split()
-_NT_BASES = _bases(" ".join(_NT_WORDS))
-_CLITIC_BASES = _bases("could he how i it might must not she should that there these they this those we what "
-                       "when where who why would you")
-_WORD_TOKENS = re.compile(
-    r"\w+\]\(https?://[^/\s)]+"        # markdown link text glued to its host, as spaCy's URL rule leaves it
-    r"|(?:https?://|www\.)[^\s()\[\]<>\"']+(?<![.,;:!?])"  # URLs stay whole, minus trailing punctuation
-    r"|(?<![\w.-])(?:[\w-]{1,63}\.)++[a-z]{2,63}/[^\s()\[\]<>\"']*(?<![.,;:!?])"  # host/path, no scheme (linear:
-    # starts only where a run begins, labels of at most 63 characters, no backtracking into the label list)
-    r"|\w+[,.;:!?']*-{2,}(?=\s|$)"     # "lord,--" at the end of a chunk: spaCy splits nothing
-    r"|(?:[A-Za-z]\.)+(?![A-Za-z])"     # abbreviations and initials: e.g. A.B. I.
-    r"|\w*\d(?:[.,:]\d+)+"             # numbers and dotted ids: 3.5 1,000 10:30 T1016.002
-    r"|(?<![\w\[])[\w\[]*\\[\w\\\[]*"     # backslashes split nothing: "\[Aside" C\dir\file (from a run's start)
-    r"|[Cc]an(?=not\b)|[Gg]on(?=na\b)|[Gg]ot(?=ta\b)"  # cannot -> can not
-    rf"|(?:{_NT_BASES})(?=n['’]?t\b)|n['’]t\b"          # don't -> do n't, dont -> do nt
-    rf"|(?:{_CLITIC_BASES})(?=['’](?:d|ll|ve|re|m|s)\b)"  # I'd -> I 'd, you'll -> you 'll
-    r"|\w+(?=['’][sS]\b)"              # 's splits off any word
-    r"|[A-Za-z]\+\+"                     # C++
-    r"|\w+\.\(\w+|\w+\)\(\w+"            # "data.(Citation", "2018)(Citation": no space, spaCy keeps it whole
-    r"|\w+\(\w+(?=\))"                   # "domain(s)" -> domain(s )
-    r"|[Aa]nd/[Oo]r\b"                    # and/or (a spaCy exception)
-    r"|\w+(?:['’]\w+)+"                 # inner apostrophes stay: kill'd ne'er o'er l'envoy
-    r"|\w+(?:(?:(?<![a-z])\.|\.(?![A-Z]))\w+)+"  # dotted names (Regsvr32.exe); spaCy splits only lower.Upper
-    r"|(?:(?<!\S)/+)?\w+(?:-\d+)*(?:/+(?![A-Za-z])\w*)*"  # words; CWE-79 whole; "/" splits before a letter
-    r"|['’](?:em|cause|bout|nuff|cos|coz|cuz|Cause|Cos|Coz|Cuz)\b"  # spaCy's whole leading-apostrophe words
-    r"|['’](?:s|re|ve|ll|d|m|S|RE|VE|LL|D|M)\b"  # clitics: 's 'll ’s (a leading ' elsewhere is punctuation)
-    r"|\.{2,}|-{2,}|[^\w\s]")           # punctuation: one token per character, but ... and -- whole
+@lru_cache(maxsize=1)
+def _spacy():
+    """spaCy's English tokenizer (rules only, no model: `spacy.blank`) and its special-case strings."""
+    import spacy
+
+    tok = spacy.blank("en").tokenizer
+    return tok, frozenset(tok.rules or ())
 
 
-# Alphabetic chunks that the token pattern splits (cannot, gonna, dont, ...); every other alphabetic chunk is
-# one token, so the pattern only runs on chunks that hold punctuation, digits or one of these.
-_SPLIT_ALPHA = frozenset(["cannot", "gonna", "gotta"] + [w + "nt" for w in _NT_WORDS])
-_TRAIL = frozenset(".,;:!?)\"")
-_LEAD = frozenset("(\"")
+_chunks: dict[str, list[str]] = {}
 
 
 def split_words(text: str) -> list[str]:
-    """Word tokens with punctuation as separate tokens, matching the spaCy English tokenizer that datatrove's
-    filters use (without spaCy's cost): whitespace chunks, the common shapes (word, word + one trailing or
-    leading mark) directly, the rest through one token pattern."""
-    out: list[str] = []
-    add, extend, find = out.append, out.extend, _WORD_TOKENS.findall
+    """The words datatrove's filters see: spaCy's English tokenizer, whitespace tokens dropped. A chunk of letters
+    that is not one of spaCy's special cases is one word, as spaCy makes it; every other whitespace-separated
+    chunk (punctuation, digits, marks, special cases) goes to spaCy's own tokenizer, all of a document's unusual
+    chunks in one call, with a per-process cache; a chunk too long or too full of marks for spaCy's affix loop to
+    stay cheap is split by a linear pattern. spaCy tokenizes each chunk on its own except
+    for rare special cases spanning neighbours (emoticons such as '):'), so a few documents in a thousand differ by
+    a token."""
+    tok, special = _spacy()
+    out: list = []
+    slow: list[str] = []
     for chunk in text.split():
-        if chunk.isalpha():
-            if chunk.lower() in _SPLIT_ALPHA:
-                extend(find(chunk))
-            else:
-                add(chunk)
+        if chunk.isalpha() and chunk not in special:
+            out.append(chunk)
             continue
-        head, last = chunk[:-1], chunk[-1:]
-        if last in _TRAIL and len(head) > 1 and head.isalpha() and head.lower() not in _SPLIT_ALPHA:
-            add(head)
-            add(last)
-        elif chunk[:1] in _LEAD and chunk[1:].isalpha() and chunk[1:].lower() not in _SPLIT_ALPHA:
-            add(chunk[:1])
-            add(chunk[1:])
-        else:
-            extend(find(chunk))
-    return out
+        known = _chunks.get(chunk)
+        if known is not None:
+            out.extend(known)
+            continue
+        if len(chunk) > _SPACY_MAX_CHARS:
+            out.extend(_ROUGH.findall(chunk))
+            continue
+        out.append(None)
+        slow.append(chunk)
+    if not slow:
+        return out
+    groups: list[list[str]] = [[] for _ in slow]
+    starts, pos = [], 0
+    for chunk in slow:
+        starts.append(pos)
+        pos += len(chunk) + 1
+    j, last = 0, len(starts) - 1
+    for t in tok(" ".join(slow)):
+        word = t.text.strip()
+        if not word:
+            continue
+        while j < last and t.idx >= starts[j + 1]:
+            j += 1
+        groups[j].append(word)
+    if len(_chunks) < _CACHE_MAX:
+        _chunks.update(zip(slow, groups))
+    it = iter(groups)
+    return [w for x in out for w in ((x,) if x is not None else next(it))]
+
+
+@lru_cache(maxsize=1)
+def _sentence_ends() -> frozenset[str]:
+    from spacy.pipeline.sentencizer import Sentencizer
+
+    return frozenset(Sentencizer.default_punct_chars)
+
+
+def _is_punct(word: str) -> bool:
+    return all(unicodedata.category(c).startswith("P") for c in word)
+
+
+def sentence_count(words: list[str]) -> int:
+    """Sentences in a run of words as spaCy's rule-based sentencizer (datatrove's sentence splitter) counts them:
+    a sentence starts at the first word, and again at the first word after a sentence-final mark that is
+    neither such a mark nor punctuation."""
+    if not words:
+        return 0
+    ends, n, seen = _sentence_ends(), 1, False
+    for w in words:
+        if w in ends:
+            seen = True
+        elif seen and not _is_punct(w):
+            n, seen = n + 1, False
+    return n
 
 
 def duplicates(items: list[str]) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from flows.locks import owner_record
 from model.checkpoint import newest_valid_step
 from tests.conftest import LONG_RUN_DATA, LONG_RUN_IDS, REPO, start_from, write_recipe
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("long_run")]  # one worker: one Slurm, one shared data root
+pytestmark = pytest.mark.slow
 
 SETS = [*LONG_RUN_DATA, "pretrain.steps=250", "pretrain.save_interval=20", "pretrain.save_interval_s=0", "pretrain.warmup_steps=5",
         "pretrain.stop_timeout_s=40"]

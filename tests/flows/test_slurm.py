@@ -17,7 +17,7 @@ import pytest
 from model.checkpoint import newest_valid_step
 from tests.conftest import LONG_RUN_DATA, LONG_RUN_IDS, REPO, start_from, write_recipe
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("long_run")]  # one worker: one Slurm, one shared data root
+pytestmark = pytest.mark.slow
 
 BASE = [*LONG_RUN_DATA, "pretrain.launcher=slurm", "pretrain.gpus_per_node=0", "pretrain.save_interval_s=0", "pretrain.warmup_steps=5",
         "pretrain.stop_timeout_s=20", "pretrain.hang_timeout_s=300"]

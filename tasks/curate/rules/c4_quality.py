@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tasks.curate.step import StepResult, result
+from tasks.curate.text import sentence_count, split_words
 
 TERMINAL = (".", "?", "!", '"', "'")
 _CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 _POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
-_SENT_END = re.compile(r"[.!?]+(?=\s|$)")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def c4_quality(df: pd.DataFrame, cfg: C4QualityConfig) -> StepResult:
                 break
             if any(p in low for p in _POLICY):
                 continue
-            sentences += max(1, len(_SENT_END.findall(line)))
+            sentences += sentence_count(split_words(line))
             kept.append(line)
         if reason is None and sentences < cfg.min_sentences:
             reason = "too_few_sentences"
