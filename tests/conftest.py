@@ -93,6 +93,7 @@ expectations = "{expectations}"
 [tokenize]
 vocab_size = 1024
 test_per_mille = 60
+eval_task_items = 24
 
 [model]
 preset = "tiny"

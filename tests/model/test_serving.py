@@ -52,10 +52,21 @@ def test_logged_model_takes_its_params_and_returns_what_they_ask(tmp_path, capfd
 
     t.tag_version("serving-test", info["version"], {MANIFEST_TAG: manifest_tag(info["manifest"])})
     t.end("FINISHED")
-    # as in a fresh process (the README's snippet): the default tracking and registry are elsewhere
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/other.db")
-    mlflow.set_registry_uri(f"sqlite:///{tmp_path}/other.db")
     lm = load_verified(f"sqlite:///{tmp_path}/mlflow.db", f"serving-test:{info['version']}")
+    # the README's snippet, in a fresh process in another folder (MLflow's default store would be ./mlflow.db there)
+    import subprocess
+    import sys
+
+    from tasks.track.register import SERVING as _serving
+
+    snippet = ("from tasks.track.tracking import load_verified\n"
+               f"lm = load_verified('sqlite:///{tmp_path}/mlflow.db', 'serving-test:{info['version']}')\n"
+               "print(repr(lm.predict(['A buffer overflow occurs when'], params={'max_new_tokens': 3})))")
+    (tmp_path / "elsewhere").mkdir()
+    proc = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path / "elsewhere", capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(_serving.parents[1])})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().startswith("['") and not (tmp_path / "elsewhere" / "mlflow.db").exists()
     schema = {p.name: p.dtype.name for p in lm.metadata.get_params_schema().params}
     assert schema == {"max_new_tokens": "long", "temperature": "double", "top_p": "double", "seed": "long",
                       "stop": "string"}
