@@ -26,6 +26,10 @@ from tasks.train.config import IMAGE, SLURM_NAME, SLURM_TIME
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 # Slurm states after which the same job, resubmitted, resumes from its checkpoint.
 RESUBMIT = {"TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"}
+SLURM_ACTIVE = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
+                          "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"})
+"""Slurm job states that are not an end: keep following (SIGNALING: Slurm is still signalling the job at its
+time limit, before TIMEOUT)."""
 POLL_S = 2.0
 
 
@@ -185,7 +189,7 @@ def _follow_slurm(job_id: str, tail: "_LogTail", deadline: float, watchdog: Call
         while True:
             state, code = slurm_state(job_id)
             tail.pump()
-            if state not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"):
+            if state.split()[0] not in SLURM_ACTIVE:
                 tail.pump()
                 if STOP.is_set():
                     raise JobStopped(f"slurm job {job_id} stopped ({state})")

@@ -123,3 +123,15 @@ def _shape(node):
     if isinstance(node, list):
         return [_shape(v) for v in node]
     return type(node).__name__
+
+
+def test_a_job_being_signalled_at_its_time_limit_is_followed_to_its_end(monkeypatch, tmp_path):
+    """Slurm reports SIGNALING between RUNNING and TIMEOUT: the job has not ended, and TIMEOUT (resubmitted) is
+    what the follower must return, not a failure 'SIGNALING without a result'."""
+    from tasks.train import launchers
+
+    states = iter([("RUNNING", ""), ("SIGNALING", ""), ("COMPLETING", ""), ("TIMEOUT", "0:15")])
+    monkeypatch.setattr(launchers, "slurm_state", lambda job_id: next(states))
+    monkeypatch.setattr(launchers, "POLL_S", 0.0)
+    out = launchers._follow_slurm("7", launchers._LogTail(tmp_path / "slurm-7.log", print), float("inf"), None, 5.0)
+    assert out.state == "TIMEOUT" and out.state in launchers.RESUBMIT
