@@ -191,13 +191,21 @@ def _restore_rng(state: dict) -> None:
 _writer_manager = None
 
 
-def _writer_manager_init() -> None:
-    """In megatron's checkpoint-writer manager process: survive the stop signals sent to the whole job (the trainer
-    is saving on their account and needs it), and die with the trainer (PR_SET_PDEATHSIG) instead."""
+def _stop_signals() -> set:
     import signal
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
+    return {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP}
+
+
+def _writer_manager_init() -> None:
+    """In megatron's checkpoint-writer manager process: survive the stop signals sent to the whole job (the trainer
+    is saving on their account and needs it), and die with the trainer (PR_SET_PDEATHSIG) instead. The process
+    starts with those signals blocked (see `protect_writer`): ignore them, then unblock (a pending one is dropped)."""
+    import signal
+
+    for sig in _stop_signals():
         signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _stop_signals())
     try:
         import ctypes
 
@@ -209,8 +217,13 @@ def _writer_manager_init() -> None:
 def protect_writer() -> None:
     """megatron-core's torch_dist save collects results through a multiprocessing manager it spawns on first use.
     A scheduler's SIGTERM or SIGUSR1 reaches every process of the job, so the manager died exactly when the trainer
-    saved a checkpoint on its way out. Start that manager here, immune to those signals."""
+    saved a checkpoint on its way out. Start that manager here, immune to those signals: they are blocked while it
+    is spawned (a child inherits the mask), so one arriving during its start-up, before its initializer ran, stays
+    pending instead of killing it; the trainer's own handler runs once the mask is restored. The trainer calls this
+    before its first step, so that a stop signal never finds the manager still to be started."""
     global _writer_manager
+    import signal
+
     from megatron.core.dist_checkpointing.strategies import filesystem_async
 
     if filesystem_async._results_queue is not None:
@@ -218,9 +231,25 @@ def protect_writer() -> None:
     import multiprocessing as mp
     from multiprocessing.managers import SyncManager
 
-    _writer_manager = SyncManager(ctx=mp.get_context("spawn"))
-    _writer_manager.start(initializer=_writer_manager_init)
-    filesystem_async._results_queue = _writer_manager.Queue()
+    from multiprocessing import resource_tracker
+
+    for attempt in range(3):
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _stop_signals())
+        try:
+            # multiprocessing's resource tracker, (re)started here, unblocks SIGINT/SIGTERM on its way (it ignores
+            # those itself; with SIGUSR1/SIGHUP blocked it inherits immunity to them too): block them again after
+            resource_tracker.ensure_running()
+            signal.pthread_sigmask(signal.SIG_BLOCK, _stop_signals())
+            manager = SyncManager(ctx=mp.get_context("spawn"))
+            manager.start(initializer=_writer_manager_init)
+            break
+        except EOFError:  # it died starting all the same (a tracker killed and restarted meanwhile): once more
+            if attempt == 2:
+                raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    _writer_manager = manager
+    filesystem_async._results_queue = manager.Queue()
 
 
 # Distributed-optimizer state is saved in megatron-core's dp_reshardable format: fully parallel, reloadable under

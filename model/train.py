@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = STOP
     heartbeat = Heartbeat(job.heartbeat_dir, torch.distributed.get_rank(), stop=stop).start(start)
     last_save = time.monotonic()
+    checkpoint.protect_writer()  # now, not at the first save: that may be the one a stop signal asks for
 
     def save(done: int) -> None:
         nonlocal last_save

@@ -173,9 +173,18 @@ def _launch(cfg: TrainSettings, kind: str, job: TrainJob, job_path: Path, work: 
                 f"({attempt}/{t.max_resubmits} resubmissions used)")
             continue
         raise JobFailed(f"{kind}: {t.launcher} job {outcome.job_id} ended {outcome.state} (exit {outcome.exit_code or '?'}) "
-                        f"without a result; see {work}")
+                        f"without a result; see {work}{_log_tail(work / f'slurm-{outcome.job_id}.log')}")
     raise JobFailed(f"{kind}: still unfinished after {t.max_resubmits} resubmissions (max_resubmits); the newest "
                     f"checkpoint is kept: re-run to continue")
+
+
+def _log_tail(path: Path, lines: int = 8) -> str:
+    """The end of a job's log, for the error that says the job failed."""
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "; the log ends:\n" + "\n".join(line[:300] for line in tail) if tail else ""
 
 
 def run(cfg: TrainSettings, inputs: TrainInputs, out: StageDir, rt: Runtime) -> TrainResult:
