@@ -81,9 +81,6 @@ partition_rows = 1500
 [curate]
 steps = ["normalize", "legal_policy", "language", "gopher_quality", "gopher_repetition", "hap", "pii"]
 
-[curate.language]
-min_score = 0.3
-
 [curate.gopher_quality]
 min_words = 20
 

@@ -98,5 +98,5 @@ class CurateConfig:
             problems.append("[curate.dedup]: bands, rows and ngram must be at least 1")
         if not 0 < self.hap.threshold <= 1:
             problems.append("[curate.hap].threshold must be in (0, 1]")
-        return problems
+        return problems + self.language.problems()
 

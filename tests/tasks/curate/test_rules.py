@@ -88,8 +88,8 @@ def test_gopher_repetition_ngram_rules():
 
 
 def test_language_id_reads_technical_english_as_english():
-    """Options, paths and capitals made the model unsure of plain English (0.57 on this paragraph): it sees the
-    text lower-cased with digits and punctuation removed (benchmarks/langid_eval.py measures the effect)."""
+    """Options, paths and capitals made the fastText model unsure of plain English (0.57 on this paragraph): it sees
+    the text lower-cased with digits and punctuation removed, and lingua confirms."""
     import pandas as pd
 
     from tasks.curate.rules.language import LanguageConfig, language
@@ -100,3 +100,22 @@ def test_language_id_reads_technical_english_as_english():
     res = language(pd.DataFrame({"text": [text, "Der schnelle braune Fuchs springt über den faulen Hund."]}),
                    LanguageConfig())
     assert list(res.keep) == [True, False] and res.signals["lang_score"][0] >= 0.9
+    assert list(res.reasons) == [None, "language_de"]
+
+
+def test_language_screen_and_confirmation_each_reject_what_the_other_lets_through():
+    """The two models fail differently: a paragraph the fastText screen reads as English with some probability
+    but which is another language is rejected by the confirmation; `confirm = false` is fastText alone."""
+    import pandas as pd
+
+    from tasks.curate.rules.language import LanguageConfig, _screen, language
+
+    # a translated message catalogue entry, options and file names left in English: the screen passes it
+    text = ("deluser [--system] [--remove-home] [--remove-all-files] [--backup] [--backup-to dir] [--conf Datei] "
+            "[--quiet] [--verbose] [--debug] Benutzer entfernen, Gruppe entfernen, Datei nicht gefunden")
+    assert LanguageConfig().screen_min_score <= _screen(text)["en"] < 0.5
+    alone = language(pd.DataFrame({"text": [text]}), LanguageConfig(confirm=False, min_score=0.05))
+    both = language(pd.DataFrame({"text": [text]}), LanguageConfig())
+    assert list(alone.keep) == [True] and list(both.keep) == [False]
+    assert list(both.reasons) == ["language_low_confidence"] and both.signals["lang"][0] == "de"
+    assert LanguageConfig(languages=(), min_score=2).problems() and not LanguageConfig().problems()
