@@ -3,7 +3,8 @@ generations both call `hap_scores`.
 
 Like IBM data-prep-kit's HAP annotator, a document's score is the maximum over its sentences, so one abusive
 sentence in a long document is not diluted. A sentence's score is the largest of:
-- the profanity classifier: alt-profanity-check (a linear SVM shipped in the wheel, ~50k sentences/s);
+- the profanity classifier: alt-profanity-check (a linear SVM shipped in the wheel), evaluated in batches by
+  hap_model.py with the package's exact result;
 - the word list (data_contracts/hap/words.txt): `[always]` words (slurs, the strongest profanity) score 1.0
   wherever they occur, `[directed]` words (insults) score 1.0 when aimed at a person or a group;
 - patterns for what carries no swear word: abuse aimed at the reader ("you are a worthless ..."), threats ("I will
@@ -15,8 +16,10 @@ A score of 1.0 is rejected at every threshold: the word list and the patterns ac
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
@@ -72,14 +75,17 @@ def _words(path: str, mtime_ns: int, size: int) -> tuple[frozenset[str], frozens
 
 # Who abuse is aimed at: the reader, or a group of people named by identity.
 _YOU = r"(?:you|u|ya|ye|youre|you're|ur|your|yourself|thou)"
-GROUPS = (r"(?:jews?|jewish\s+people|muslims?|moslems?|islamists?|christians?|catholics?|hindus?|sikhs?|atheists?"
+_GROUPS = (r"(?:jews?|jewish\s+people|muslims?|moslems?|islamists?|christians?|catholics?|hindus?|sikhs?|atheists?"
           r"|blacks?|black\s+people|whites?|white\s+people|asians?|mexicans?|arabs?|africans?|indians?|pakistanis?"
           r"|chinese|japanese|koreans?|latinos?|latinas?|hispanics?|immigrants?|migrants?|refugees?|foreigners?"
           r"|gypsies|roma|gays?|lesbians?|homosexuals?|queers?|trans\s+people|transgender\s+people|women|girls"
-          r"|feminists?|disabled\s+people|(?:these|those|such)\s+people)")
+           r"|feminists?|disabled\s+people|(?:these|those|such)\s+people)")
+GROUPS = rf"(?:{_GROUPS}(?:\s+(?:people|folks|men|women))?|people\s+like\s+(?:you|him|her|them|that))"
 _DEHUMANISING = (r"(?:animals|vermin|parasites|rats|cockroaches|roaches|scum|subhuman|sub-human|savages|filth|filthy"
                  r"|a\s+disease|a\s+plague|a\s+cancer|apes|monkeys|pigs|dogs|trash|garbage|inferior|evil|terrorists"
-                 r"|rapists|criminals|invaders|disgusting|worthless|a\s+virus|an\s+infestation)")
+                 r"|rapists|criminals|invaders|disgusting|worthless|a\s+virus|an\s+infestation|cancer|freaks|sick\s+freaks"
+                 r"|perverts|an\s+abomination|abominations|leeches|thieves|the\s+enemy|enemies|brainwashed|idiots|morons"
+                 r"|stupid|dumb|too\s+stupid|lazy|dirty|a\s+burden|pedophiles|predators|less\s+than\s+human)")
 _VIOLENCE = r"(?:kill|murder|exterminate|gas|shoot|hang|lynch|burn|deport|expel|ban|eradicate|wipe\s+out|get\s+rid\s+of)"
 
 
@@ -90,8 +96,8 @@ def _heads(pattern: str) -> frozenset[str]:
 
 
 _YOU_W = frozenset("you u ya ye youre ur your yourself thou thee".split())
-_GROUP_W = _heads(GROUPS) - {"such", "people", "these", "those"}
-_THREAT = "kill|hurt|rape|beat|murder|shoot|stab|strangle|destroy"
+_GROUP_W = _heads(_GROUPS) - {"such", "people", "these", "those"}
+_THREAT = "kill|hurt|rape|beat|murder|shoot|stab|strangle|destroy|burn"
 # (words the sentence must contain, one from each set; the pattern)
 _PATTERNS: list[tuple[tuple[frozenset[str], ...], re.Pattern]] = [(need, re.compile(p, re.I)) for need, p in [
     # threats and incitement aimed at the reader
@@ -115,11 +121,24 @@ _PATTERNS: list[tuple[tuple[frozenset[str], ...], re.Pattern]] = [(need, re.comp
      rf"\b(?:i|we)\s+(?:hate|despise|loathe|can'?t\s+stand)\s+(?:all\s+)?(?:the\s+|these\s+|those\s+)?{GROUPS}\b"),
     ((frozenset({"back"}), frozenset({"country", "countries", "homeland", "jungle", "cave", "desert"})),
      r"\bgo\s+back\s+to\s+(?:your|their)\s+(?:own\s+)?(?:country|countries|homeland|jungle|cave|desert)\b"),
+    ((frozenset({"back"}), frozenset({"came"})), r"\bback\s+(?:to\s+)?where\s+(?:they|you|them)\s+came\s+from\b"),
+    ((frozenset({"cleanse", "purge", "rid", "clean"}), _GROUP_W | {"people"}),
+     rf"\b(?:cleanse|purge|rid|clean)\s+(?:\w+\s+){{0,3}}of\s+(?:all\s+)?(?:the\s+|these\s+|those\s+)?{GROUPS}\b"),
+    ((frozenset({"kind"}), frozenset({"your", "their"}), frozenset({"welcome", "belong"})),
+     r"\b(?:your|their)\s+kind\s+(?:is|are)\s+not\s+(?:welcome|wanted)\b|\b(?:your|their)\s+kind\s+(?:do(?:es)?\s+not|don'?t)\s+belong\b"),
+    # threats to the reader without a threat verb
+    ((frozenset({"live"}), frozenset({"know"}), frozenset({"where"})), r"\b(?:i|we)\s+know\s+where\s+you\s+live\b"),
+    ((frozenset({"bullet", "bullets"}),),
+     r"\bbullets?\s+(?:in|into|through)\s+(?:your|his|her|their)\s+(?:head|skull|face|brain|heart)s?\b"),
+    ((frozenset({"end"}), frozenset({"life"}), _YOU_W), r"\bend\s+your\s+(?:own\s+|miserable\s+|pathetic\s+)?life\b"),
+    ((frozenset({"hope"}), frozenset({"die", "rot", "burn", "suffer", "drown"})),
+     r"\b(?:i|we)\s+hope\s+(?:you|u)\s+(?:\w+\s+){0,4}(?:die|rot|burn|suffer|drown)\b"),
 ]]
 
 
 _INTENSIFIERS = ("such|a|an|the|so|fucking|damn|damned|little|big|fat|stupid|dumb|ugly|pathetic|worthless|filthy"
-                 "|disgusting|useless|lazy|old|dirty|sick|total|complete|absolute|bloody")
+                 "|disgusting|useless|lazy|old|dirty|sick|total|complete|absolute|bloody|brain-dead|braindead|miserable"
+                 "|sorry|ignorant|clueless|biggest|most")
 
 
 def _directed_pattern(words: frozenset[str] | set[str]) -> re.Pattern:
@@ -138,29 +157,71 @@ def sentences(text: str) -> list[str]:
     return [s for s in (x.strip() for x in _SENTENCE.split(text)) if s][:MAX_SENTENCES] or [""]
 
 
+def _anchor(need: tuple[frozenset[str], ...]) -> int:
+    """Which of a pattern's word sets to look for first: the one of longest words (the rarest in text)."""
+    return max(range(len(need)), key=lambda j: sum(map(len, need[j])) / len(need[j]))
+
+
+_ANCHORS = [_anchor(need) for need, _ in _PATTERNS]
+
+
+def _sentences_with(low: str, starts: list[int], words) -> list[int]:
+    """Indices of the sentences (starting at `starts` in `low`) whose text contains one of `words`."""
+    found = set()
+    for w in words:
+        i = low.find(w)
+        while i >= 0:
+            found.add(bisect_right(starts, i) - 1)
+            i = low.find(w, i + len(w))
+    return sorted(found)
+
+
+_NOT_AZ = bytes(c if ord("a") <= c <= ord("z") else ord(" ") for c in range(256))
+
+
+def _words_of(low: str) -> set[str]:
+    """The [a-z]+ words of lower-cased text (bytes.translate + split for ASCII text, the regex otherwise)."""
+    if low.isascii():
+        return set(low.encode("ascii").translate(_NOT_AZ).decode("ascii").split())
+    return set(_WORD.findall(low))
+
+
 def rule_scores(per_doc: list[list[str]], words_path: str = str(DEFAULT_WORDS)) -> np.ndarray:
     """Per document (its sentences): 1.0 when a sentence has an `[always]` word, a directed insult or a hate/abuse
-    pattern, else 0.0. A pattern is only searched in sentences holding a word from each of its word sets (set
-    lookups first: most text holds no such combination, and the regexes never run on it)."""
+    pattern, else 0.0. Set lookups first: a pattern is only tried on documents holding a word from each of its
+    word sets, and there only on the sentences containing one of the words of its rarest set (a substring search
+    over the document), so that most text never reaches a regex."""
     always, directed_words, directed = _lists(words_path)
     targets = _YOU_W | _GROUP_W | {"people"}
+    checks = [(need, p, need[a]) for (need, p), a in zip(_PATTERNS, _ANCHORS)]
+    if directed is not None:
+        checks.append(((directed_words, targets), directed, directed_words))
     out = np.zeros(len(per_doc))
     for i, doc in enumerate(per_doc):
-        low = " ".join(doc).lower()
-        words = set(_WORD.findall(low))
+        low = "\n".join(doc).lower()
+        words = _words_of(low)
         if always.intersection(words):
             out[i] = 1.0
             continue
-        possible = [(need, p) for need, p in _PATTERNS if all(words.intersection(n) for n in need)]
-        insult = directed is not None and words.intersection(directed_words) and words.intersection(targets)
-        if not possible and not insult:
+        possible = [(need, p, words.intersection(anchor)) for need, p, anchor in checks
+                    if all(words.intersection(n) for n in need)]
+        if not possible:
             continue
-        for sentence in doc:
-            low = sentence.lower()
-            sw = set(_WORD.findall(low))
-            if any(all(sw.intersection(n) for n in need) and p.search(low) for need, p in possible) or (
-                    insult and sw.intersection(directed_words) and sw.intersection(targets) and directed.search(low)):
-                out[i] = 1.0
+        if not low.isascii():  # lower() may change a string's length: offsets from the lower-cased sentences
+            lows = [s.lower() for s in doc]
+            low = "\n".join(lows)
+        else:
+            lows = doc
+        starts = list(accumulate((len(s) + 1 for s in lows[:-1]), initial=0))
+        ends = [start + len(s) for start, s in zip(starts, lows)]
+        for need, p, present in possible:
+            for j in _sentences_with(low, starts, present):
+                sentence = low[starts[j]:ends[j]]
+                sw = set(_WORD.findall(sentence))
+                if all(sw.intersection(n) for n in need) and p.search(sentence):
+                    out[i] = 1.0
+                    break
+            if out[i]:
                 break
     return out
 
@@ -168,11 +229,12 @@ def rule_scores(per_doc: list[list[str]], words_path: str = str(DEFAULT_WORDS)) 
 def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS)) -> np.ndarray:
     """Score in [0, 1] per text: the maximum over its sentences of the classifier probability, the word list and
     the hate/abuse patterns."""
-    from profanity_check import predict_prob
+    from tasks.curate.rules.hap_model import predict_prob
 
     if not texts:
         return np.zeros(0)
-    texts = [strip_invisible(t) for t in texts]  # a soft hyphen or zero-width joiner must not hide a word
+    # a soft hyphen or zero-width joiner must not hide a word (ASCII text holds none)
+    texts = [t if t.isascii() else strip_invisible(t) for t in texts]
     per_doc = [sentences(t) for t in texts]
     flat = [s for doc in per_doc for s in doc]
     bounds = np.cumsum([0] + [len(d) for d in per_doc])

@@ -64,3 +64,22 @@ def test_word_list_sections_always_and_directed(tmp_path):
 
     with pytest.raises(ValueError, match="unknown section"):
         hap_scores([CLEAN], str(words))
+
+
+def test_batched_classifier_gives_the_packages_probabilities():
+    """hap_model.predict_prob reads the package's model and must agree with its own predict_prob: ASCII and other
+    sentences mixed, empty ones, stop words only, the separator word inside a sentence, underscores and digits."""
+    import numpy as np
+    from profanity_check import predict_prob as package
+
+    from tasks.curate.rules.hap_model import _SEP, predict_prob
+
+    sentences = ["", "   ", "the and of", "Fuck you", "You are an IDIOT!!", f"{_SEP} shit {_SEP.upper()}",
+                 f"x{_SEP}y damn", "ÉCOLE shit Straße", "don’t be a bitch", "a_b snake_case 42 x", "kill -9 the child",
+                 "Adversaries may abuse the KernelCallbackTable.", "naïve café résumé crap", "日本語 fuck テキスト"] * 3
+    assert np.abs(predict_prob(sentences) - package(sentences)).max() < 1e-9
+    ascii_only = [s for s in sentences if s.isascii()]
+    assert np.abs(predict_prob(ascii_only) - package(ascii_only)).max() < 1e-9
+    assert predict_prob([]).shape == (0,)
+    for alone in (["", "!!"], ["é ü"]):  # no token at all, in either path
+        assert np.abs(predict_prob(alone) - package(alone)).max() < 1e-9
