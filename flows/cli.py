@@ -111,6 +111,25 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from tasks.recipe import load_recipe
+    from tasks.ingest.demo_corpus import build_demo_corpus
+
+    _use_stack()
+    recipe = load_recipe(args.recipe, args.set)
+    build_demo_corpus(recipe.sources.data_root, recipe.sources.ids)
+    from flows.study import keel_study
+
+    result = keel_study(args.recipe, list(args.set))
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        print(Path(result["report"]).read_text())
+        print(f"chart: {result['chart']}\nMLflow run {result['mlflow_run_id']} at {result['tracking_uri']} "
+              f"({result['elapsed_s']:.0f} s)")
+    return 0
+
+
 def cmd_plan(args) -> int:
     from tasks.recipe import load_recipe
     from tasks.ingest.demo_corpus import build_demo_corpus
@@ -355,6 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--until", default="", choices=["", "legal", "ingest", "curate", "tokenize", "plan", "pretrain",
                                                    "specialize"], help="stop after this stage")
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("study", help="the specialization study: domain shares x seeds against natural-mix models")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
+    p.set_defaults(fn=cmd_study)
     p = sub.add_parser("plan", help="token-budget plan for a recipe")
     p.add_argument("--recipe", required=True)
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")

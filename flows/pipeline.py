@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -45,6 +48,16 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: s
     if until not in UNTIL:
         raise ValueError(f"until must be one of {UNTIL}, not {until!r}")
     t0 = time.perf_counter()
+    with run_context(recipe_path, overrides) as ctx:
+        model = _pipeline(ctx, ctx.recipe, until)
+        return _summary(ctx, model, t0)
+
+
+@contextmanager
+def run_context(recipe_path: str, overrides: list[str] | None):
+    """What every flow of keel runs inside: stop signals that let jobs save, log redaction, the validated recipe,
+    its Secret blocks, the MLflow parent run, the Dask cluster and the output-root lock. The tracker run ends
+    KILLED or FAILED here when the body raises; the body ends it FINISHED."""
     signals.install()  # over Prefect's own SIGTERM handler: running jobs get to save a checkpoint first
     secrets.install_log_redaction()  # every log line of this process, Prefect's included, is redacted
     secrets.register_environment()
@@ -65,8 +78,7 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: s
         tracker.log_dict(recipe.to_dict(), "recipe.json")
         with output_root_lock(ctx.root, ctx.run_info["flow_run_id"]) as lock:
             ctx.lock = lock
-            model = _pipeline(ctx, recipe, until)
-        return _summary(ctx, model, t0)
+            yield ctx
     except RunStopped as exc:
         tracker.end("KILLED")
         if signals.cancelled_from_prefect():  # a cancellation from Prefect: record the run as Cancelled
@@ -81,7 +93,19 @@ def keel_pipeline(recipe_path: str, overrides: list[str] | None = None, until: s
         cluster.close()
 
 
-def _pipeline(ctx: RunContext, r: Recipe, until: str):
+@dataclass(frozen=True)
+class Data:
+    """What the data stages hand to training: the legal gate, the sources and the tokenized datasets, with the
+    contract checks passed on the way."""
+    gate: Any
+    curated: Any
+    tokenized: Any
+    checks: tuple
+
+
+def data_stages(ctx: RunContext, r: Recipe, until: str = "") -> Data | None:
+    """legal -> ingest -> contract_raw -> curate -> contract_curated -> tokenize -> contract_tokenized -> plan;
+    None when `until` stops before the end."""
     exp = r.contracts.expectations
     gate = run_stage(ctx, legal.STAGE, legal.GateRequest(r.sources, r.legal), None)
     if until == "legal":
@@ -108,7 +132,14 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
     run_stage(ctx, plan.STAGE, plan.PlanSettings(r.plan, r.model, stages), tokenized)
     if until in ("tokenize", "plan"):
         return None
+    return Data(gate=gate, curated=curated, tokenized=tokenized, checks=(raw, curated_ok, tokens_ok))
 
+
+def _pipeline(ctx: RunContext, r: Recipe, until: str):
+    data = data_stages(ctx, r, until)
+    if data is None:
+        return None
+    exp, gate, curated, tokenized = r.contracts.expectations, data.gate, data.curated, data.tokenized
     base = run_stage(ctx, train.STAGE, TrainSettings(r.model, r.pretrain, r.run.seed), train.TrainInputs(tokenized),
                      name="pretrain")
     if until == "pretrain":
@@ -125,7 +156,7 @@ def _pipeline(ctx: RunContext, r: Recipe, until: str):
                                                                      r.run.seed), train.TrainInputs(tokenized), name="baseline")
     evaluation = run_stage(ctx, evaluate.STAGE, EvalSettings(r.evaluate, r.curate.hap, r.domain),
                            EvalInputs(tokenized, base, special, general_only))
-    ctx.run_info["contracts"] = json.dumps({c.report.suite: c.passed for c in (raw, curated_ok, tokens_ok, mix_ok)})
+    ctx.run_info["contracts"] = json.dumps({c.report.suite: c.passed for c in (*data.checks, mix_ok)})
     ctx.run_info["stage_hashes"] = json.dumps(ctx.hashes)
     ctx.run_info["counts"] = json.dumps({k: c.row() for k, c in ctx.counts.items()})
     return run_stage(ctx, register.STAGE, register.RegisterSettings(r.run.registered_model,

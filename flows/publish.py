@@ -18,6 +18,7 @@ from tasks.core.storage import StageDir, read_bytes
 from tasks.curate.stage import CurateResult
 from tasks.evaluate.stage import EvaluateResult
 from tasks.govern.contracts import ContractError, ContractResult, report_markdown
+from tasks.study.stage import ArmEval
 from tasks.tokenize.stage import TokenizeResult
 from tasks.train.plan import PlanResult, plan_markdown
 from tasks.train.stage import TrainResult
@@ -52,6 +53,11 @@ def log_stage(t, name: str, result: Any, sd: StageDir) -> None:
         _artifact(t, sd, result.funnel_chart)
         t.log_text("\n".join(f"{s.step}: in {s.received}, kept {s.kept}, rejected {dict(s.rejected)}"
                              for s in result.funnel), "funnel.txt")
+    elif isinstance(result, ArmEval):
+        ev = result.evaluation
+        t.log_metrics({f"{g}.{k}": v for g, sc in ev.groups.items() for k, v in (("ppl", sc.ppl), ("bpb", sc.bpb))
+                       if v is not None} | {f"task.{k}.acc": v.acc for k, v in ev.tasks.items()}
+                      | {"params": result.params, "tokens": result.tokens, "hap_rate": ev.hap_rate})
     elif isinstance(result, TokenizeResult):
         t.set_tags({"keel.tokenizer_sha256": result.tokenizer.sha256, "keel.ledger_uri": sd.at(result.ledger.path),
                     "keel.ledger_sha256": result.ledger.sha256})

@@ -25,6 +25,7 @@ from tasks.evaluate.config import EvaluateConfig
 from tasks.govern.contracts import ContractsConfig
 from tasks.govern.legal import ID_RE, LegalConfig
 from tasks.ingest.config import SourcesConfig
+from tasks.study.config import StudyConfig
 from tasks.tokenize.config import TokenizeConfig
 from tasks.train.config import BaselineConfig, ModelConfig, TrainConfig, baseline_settings
 from tasks.train.mix import specialization_domain
@@ -77,6 +78,7 @@ class Recipe:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)
@@ -183,7 +185,7 @@ def _manifest_domains(sources: SourcesConfig) -> tuple[dict[str, str], list[str]
 def check_recipe(r: Recipe) -> list[str]:
     """Every problem of the recipe as a whole, each naming the key and the fix (empty: valid)."""
     problems = [p for name in ("run", "sources", "legal", "dask", "curate", "contracts", "tokenize", "evaluate",
-                               "baseline") for p in getattr(r, name).check()]
+                               "baseline", "study") for p in getattr(r, name).check()]
     problems += r.model.check()
     for name in ("pretrain", "specialize"):
         problems += getattr(r, name).check(f"[{name}]")

@@ -50,11 +50,12 @@ def scheme_of(uri: str) -> str:
     return uri.split("://", 1)[0].lower() if "://" in uri else "file"
 
 
-def resolve_data_uri(uri: str, data_root: str) -> str:
+def resolve_data_uri(uri: str, data_root: str, extra_roots: tuple[str, ...] = ()) -> str:
     """Validate a data location taken from a manifest and return an absolute URI.
 
     Relative paths resolve against `data_root` and may not escape it; absolute local paths must lie inside
-    `data_root`; remote URIs must use a known fsspec scheme.
+    `data_root` or one of `extra_roots` (folders the recipe names, e.g. a system package's documentation);
+    remote URIs must use a known fsspec scheme.
     """
     if not isinstance(uri, str) or not uri.strip():
         raise ValueError("data uri is empty")
@@ -76,9 +77,11 @@ def resolve_data_uri(uri: str, data_root: str) -> str:
     root = Path(absolute(data_root))
     path = Path(uri.removeprefix("file://"))
     target = (path if path.is_absolute() else root / path).resolve()
-    if target != root and root not in target.parents:
-        raise ValueError(f"data uri {uri!r} resolves to {target}, outside the data root {root}; "
-                         "move the data under [sources].data_root or change data_root")
+    roots = [root] + ([Path(absolute(r)).resolve() for r in extra_roots if not is_remote(r)] if path.is_absolute() else [])
+    if not any(target == r or r in target.parents for r in roots):
+        raise ValueError(f"data uri {uri!r} resolves to {target}, outside the data root {root}"
+                         + (f" and [sources].extra_roots {list(extra_roots)}" if extra_roots else "")
+                         + "; move the data under [sources].data_root, or name its folder in [sources].extra_roots")
     return str(target)
 
 

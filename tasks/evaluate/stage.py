@@ -100,6 +100,28 @@ def heldout_groups(tokenized: TokenizeResult, out: StageDir, split: str = "test"
     return groups
 
 
+def verified_tokenizer(tokenized: TokenizeResult, out: StageDir) -> Path:
+    """The tokenize stage's tokenizer, in this stage's folder, checked against the sha256 recorded with it."""
+    tokenizer = Path(out.local()) / "tokenizer.json"
+    tok = tokenized.tokenizer
+    blob = read_bytes(out.at(tok.path))
+    if hashlib.sha256(blob).hexdigest() != tok.sha256:
+        raise IntegrityError(f"tokenizer {out.at(tok.path)} refused: it does not match the sha256 recorded when the "
+                             "tokenize stage wrote it; it was changed or replaced since")
+    tokenizer.write_bytes(blob)
+    return tokenizer
+
+
+def heldout_for(tokenized: TokenizeResult, domain: str, out: StageDir) -> dict[str, list[str]]:
+    """The held-out groups, with the domain's and general text's present (an error that says the fix if not)."""
+    groups = heldout_groups(tokenized, out)
+    missing = [g for g in (domain, "general") if g not in groups]
+    if missing:
+        raise ValueError(f"no held-out test data for {missing}: curation left too few documents of that domain for "
+                         "the test split; raise [tokenize].test_per_mille or add sources of that domain")
+    return groups
+
+
 def task_folder(tokenized: TokenizeResult, limit: int, out: StageDir) -> Path:
     """The tokenize stage's task items (checked against their sha256), at most `limit` each (0: all), with one lm-eval
     YAML per task, in this stage's folder."""
@@ -117,7 +139,7 @@ def task_folder(tokenized: TokenizeResult, limit: int, out: StageDir) -> Path:
     return write_task_folder(local, folder)
 
 
-def _evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]], tokenizer: str,
+def evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]], tokenizer: str,
                     cfg: EvalSettings, tokenized: TokenizeResult, out: StageDir, rt: Runtime) -> ModelEval:
     work = Path(out.local())
     job = EvalJob(spec=trained.spec, checkpoint=out.fetch(trained.checkpoint), checkpoint_manifest=trained.checkpoint_manifest,
@@ -139,23 +161,13 @@ def _evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]
 def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> EvaluateResult:
     work = Path(out.local())
     work.mkdir(parents=True, exist_ok=True)
-    tokenizer = work / "tokenizer.json"
-    tok = inputs.tokenized.tokenizer
-    blob = read_bytes(out.at(tok.path))
-    if hashlib.sha256(blob).hexdigest() != tok.sha256:
-        raise IntegrityError(f"tokenizer {out.at(tok.path)} refused: it does not match the sha256 recorded when the "
-                             "tokenize stage wrote it; it was changed or replaced since")
-    tokenizer.write_bytes(blob)
+    tokenizer = verified_tokenizer(inputs.tokenized, out)
     trained = {"base": inputs.base, "specialized": inputs.specialized}
     if inputs.baseline:
         trained["baseline"] = inputs.baseline
-    groups = heldout_groups(inputs.tokenized, out)
-    missing = [g for g in (cfg.domain, "general") if g not in groups]
-    if missing:
-        raise ValueError(f"no held-out test data for {missing}: curation left too few documents of that domain for "
-                         "the test split; raise [tokenize].test_per_mille or add sources of that domain")
+    groups = heldout_for(inputs.tokenized, cfg.domain, out)
     task_folder(inputs.tokenized, cfg.evaluate.max_task_items, out)
-    models = {name: _evaluate_model(name, t, groups, str(tokenizer), cfg, inputs.tokenized, out, rt)
+    models = {name: evaluate_model(name, t, groups, str(tokenizer), cfg, inputs.tokenized, out, rt)
               for name, t in trained.items()}
     # reaching this stage means the legal gate and every contract passed: a failure stops the flow before it
     decision = gate(models["base"].groups, models["specialized"].groups, cfg.domain,

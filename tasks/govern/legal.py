@@ -151,7 +151,7 @@ def _as_str(v) -> str:
     return v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else str(v)
 
 
-def parse_manifest(path: Path, data_root: str) -> SourceManifest:
+def parse_manifest(path: Path, data_root: str, extra_roots: tuple[str, ...] = ()) -> SourceManifest:
     """Parse and validate one manifest; raises LegalGateError naming the file and the problem."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -174,7 +174,7 @@ def parse_manifest(path: Path, data_root: str) -> SourceManifest:
     if not isinstance(review, dict) or review.get("status") not in REVIEW_STATUSES:
         raise LegalGateError(f"{path}: [review].status must be one of {sorted(REVIEW_STATUSES)}")
     try:
-        uri = resolve_data_uri(str(data["uri"]), data_root)
+        uri = resolve_data_uri(str(data["uri"]), data_root, extra_roots)
     except ValueError as exc:
         raise LegalGateError(f"{path}: {exc}") from None
     return SourceManifest(
@@ -210,7 +210,7 @@ def load_policy(path: str | Path, optout_path: str | Path | None = None) -> Poli
 
 
 def gate_sources(ids: tuple[str, ...] | list[str], manifests_dir: str | Path, data_root: str, policy: Policy,
-                 use: str) -> list[SourceManifest]:
+                 use: str, extra_roots: tuple[str, ...] = ()) -> list[SourceManifest]:
     """Approve every requested source or raise LegalGateError listing all refusals."""
     allowed = policy.allowed_licenses(use)
     refusals, approved = [], []
@@ -220,7 +220,7 @@ def gate_sources(ids: tuple[str, ...] | list[str], manifests_dir: str | Path, da
             refusals.append(f"source {sid!r}: unknown source (no manifest {path}); add a manifest with a legal review")
             continue
         try:
-            m = parse_manifest(path, data_root)
+            m = parse_manifest(path, data_root, extra_roots)
         except LegalGateError as exc:
             refusals.append(f"source {sid!r}: malformed manifest: {exc}")
             continue
@@ -259,7 +259,8 @@ def document_policy(policy: Policy, use: str, ut1: bool) -> DocumentPolicy:
 
 def run(cfg: GateRequest, inputs: None, out: StageDir, rt: Runtime) -> LegalResult:
     policy = load_policy(cfg.legal.policy, cfg.legal.optout)
-    approved = gate_sources(cfg.sources.ids, cfg.sources.manifests, cfg.sources.data_root, policy, cfg.legal.intended_use)
+    approved = gate_sources(cfg.sources.ids, cfg.sources.manifests, cfg.sources.data_root, policy, cfg.legal.intended_use,
+                            extra_roots=cfg.sources.extra_roots)
     return LegalResult(sources=tuple(approved), intended_use=cfg.legal.intended_use,
                        allowed_licenses=tuple(sorted(policy.allowed_licenses(cfg.legal.intended_use))),
                        policy=document_policy(policy, cfg.legal.intended_use, cfg.legal.ut1_blocklist))

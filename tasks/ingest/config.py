@@ -12,6 +12,9 @@ class SourcesConfig:
     """Folder of source manifests."""
     data_root: str = ".keel/corpus"
     """Base for relative data URIs in manifests; relative URIs may not escape it."""
+    extra_roots: tuple[str, ...] = ()
+    """More local folders that absolute data URIs of manifests may point into (e.g. /usr/share/vim for a source
+    shipped by a system package); anywhere else is refused."""
     max_doc_bytes: int = 5_000_000
     """Documents larger than this are quarantined at ingest (reason 'oversized')."""
     max_line_bytes: int = 0

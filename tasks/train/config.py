@@ -258,10 +258,20 @@ def baseline_settings(model: ModelConfig, pretrain: TrainConfig, specialize: Tra
     """The general-only baseline: [baseline]'s size and schedule over [pretrain]'s settings, trained on as many
     sequences as pretrain and specialize together (rounded up to whole steps)."""
     sequences = pretrain.steps * pretrain.global_batch_size + specialize.steps * specialize.global_batch_size
+    return baseline_run(model, pretrain, baseline, math.ceil(sequences / baseline.global_batch_size),
+                        {"general": 1.0}, seed)
+
+
+def baseline_model(model: ModelConfig, baseline: BaselineConfig) -> ModelConfig:
+    """[baseline]'s architecture: its preset and overrides over [model]'s other settings."""
+    return replace(model, preset=baseline.preset or model.preset, num_layers=baseline.num_layers,
+                   hidden_size=baseline.hidden_size, num_attention_heads=baseline.num_attention_heads)
+
+
+def baseline_run(model: ModelConfig, pretrain: TrainConfig, baseline: BaselineConfig, steps: int,
+                 mix: dict[str, float], seed: int) -> TrainSettings:
+    """A from-scratch run of [baseline]'s model and schedule over [pretrain]'s other settings."""
     b = baseline
-    arch = replace(model, preset=b.preset or model.preset, num_layers=b.num_layers, hidden_size=b.hidden_size,
-                   num_attention_heads=b.num_attention_heads)
-    sched = replace(pretrain, steps=math.ceil(sequences / b.global_batch_size), global_batch_size=b.global_batch_size,
-                    micro_batch_size=b.micro_batch_size, lr=b.lr, min_lr=b.min_lr, warmup_steps=b.warmup_steps,
-                    mix={"general": 1.0})
-    return TrainSettings(model=arch, train=sched, seed=seed)
+    sched = replace(pretrain, steps=steps, global_batch_size=b.global_batch_size, micro_batch_size=b.micro_batch_size,
+                    lr=b.lr, min_lr=b.min_lr, warmup_steps=b.warmup_steps, mix=mix)
+    return TrainSettings(model=baseline_model(model, baseline), train=sched, seed=seed)

@@ -17,7 +17,7 @@ DEMO = str(REPO / "infra" / "recipes" / "demo.toml")
 def test_demo_recipe_loads_with_sections():
     r = load_recipe(DEMO)
     assert r.specialize.mix == {"cybersecurity": 0.5, "general": 0.5}
-    assert r.curate.gopher_quality.min_words == 20 and r.curate.language.min_score == 0.3
+    assert r.curate.gopher_quality.min_words == 20 and r.curate.language.min_score == 0.5
     assert r.domain == "cybersecurity"
 
 

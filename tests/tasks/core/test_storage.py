@@ -34,6 +34,22 @@ def test_relative_data_uris_resolve_under_the_root(tmp_path):
     assert resolve_data_uri("s3://bucket/prefix", str(tmp_path)) == "s3://bucket/prefix"
 
 
+def test_absolute_data_uris_only_inside_the_root_or_a_named_extra_root(tmp_path):
+    import pytest
+
+    root, docs, other = tmp_path / "corpus", tmp_path / "pkg" / "doc", tmp_path / "elsewhere"
+    for d in (root, docs, other):
+        d.mkdir(parents=True)
+    (root / "escape").symlink_to(other)
+    assert resolve_data_uri(str(docs), str(root), (str(tmp_path / "pkg"),)) == str(docs)
+    assert resolve_data_uri(str(root / "a"), str(root), (str(tmp_path / "pkg"),)) == str(root / "a")
+    for uri, extra in ((str(docs), ()), (str(other), (str(tmp_path / "pkg"),)), ("escape/x", (str(other),)),
+                       ("../pkg/doc", (str(tmp_path / "pkg"),)), (str(tmp_path / "pkg" / ".." / "elsewhere"),
+                                                                   (str(tmp_path / "pkg"),))):
+        with pytest.raises(ValueError, match="outside the data root"):
+            resolve_data_uri(uri, str(root), extra)
+
+
 def test_scrub_masks_secret_keys_and_uri_credentials_only():
     from tasks.track.tracking import flatten
 

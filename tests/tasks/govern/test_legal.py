@@ -75,3 +75,17 @@ def test_malformed_manifests_are_refused(manifests, tmp_path, mutate, why):
     _write(manifests, "mitre_cwe", mutate(GOOD))
     with pytest.raises(LegalGateError, match=why):
         gate_sources(["mitre_cwe"], manifests, str(tmp_path / "data"), load_policy(POLICY), "commercial")
+
+
+def test_a_source_outside_the_data_root_needs_its_folder_named_in_the_recipe(manifests, tmp_path):
+    """The second study domain (vim_docs) reads a system package's folder: the gate passes it only when the recipe
+    names that folder in [sources].extra_roots, and only for research (its licence is copyleft in the policy)."""
+    policy = load_policy(POLICY)
+    with pytest.raises(LegalGateError, match="extra_roots"):
+        gate_sources(["vim_docs"], manifests, str(tmp_path / "data"), policy, "research")
+    (ok,) = gate_sources(["vim_docs"], manifests, str(tmp_path / "data"), policy, "research",
+                         extra_roots=("/usr/share/vim",))
+    assert ok.data_uri == "/usr/share/vim/vim90/doc" and ok.domain == "vim" and ok.format == "text"
+    with pytest.raises(LegalGateError, match="OPUBL-1.0"):
+        gate_sources(["vim_docs"], manifests, str(tmp_path / "data"), policy, "commercial",
+                     extra_roots=("/usr/share/vim",))

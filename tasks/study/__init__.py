@@ -1,0 +1,1 @@
+"""The specialization study: continued pretraining at several domain shares against larger natural-mix models."""
