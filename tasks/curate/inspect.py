@@ -20,7 +20,7 @@ import pandas as pd
 
 from tasks.curate.config import CurateConfig
 from tasks.curate.registry import RULES
-from tasks.curate.stage import _rule_config, _run_rule
+from tasks.curate.stage import _rule_config, _run_rule, warm_up
 
 SKIPPED = ("legal_policy",)
 BATCH = 2000
@@ -28,6 +28,7 @@ BATCH = 2000
 
 def inspect_frame(df: pd.DataFrame, cfg: CurateConfig) -> pd.DataFrame:
     """Every step of `cfg.steps` (but SKIPPED) on every row; adds kept, reject_step, reject_reason and signals."""
+    warm_up(tuple(cfg.steps), cfg.hap.words_path)
     n = len(df)
     step_of, reason_of = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
     out = df.reset_index(drop=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -157,9 +158,30 @@ def _quarantine(df: pd.DataFrame, name: str, stage_uri: str, cfg: CurateConfig, 
             *(_stat(s, df.iloc[:0], pd.Series([], dtype=object)) for s in cfg.steps)]
 
 
+@lru_cache(maxsize=8)
+def warm_up(steps: tuple[str, ...], words_path: str) -> None:
+    """Load, once per worker and before any time budget, what the rules load on first use: spaCy's tokenizer (and
+    the torch it imports), the language-id models, the HAP classifier and word list. An import cut short by a
+    document's time budget leaves torch half-registered in the process, and every later import of it fails; and
+    forked children inherit what is loaded here instead of loading it per partition."""
+    from tasks.curate import text
+    from tasks.curate.rules import hap, hap_model, language
+
+    if {"gopher_quality", "gopher_repetition", "fineweb_quality", "c4_quality"} & set(steps):
+        text._spacy()
+    if "language" in steps:
+        language._screen("warm up")
+        if language._lingua_language("en") is not None:
+            language._confirmer().compute_language_confidence("warm up the models", language._lingua_language("en"))
+    if "hap" in steps:
+        hap_model.model()
+        hap._lists(words_path)
+
+
 def _local(part_uri: str, name: str, stage_uri: str, cfg: CurateConfig, policy: DocumentPolicy) -> list[dict]:
     """Read one partition, run the rules on it in a child process (twice at most: a partition that kills its
     child twice is quarantined, `worker_killed`), write its rejects and survivors."""
+    warm_up(tuple(cfg.steps), cfg.hap.words_path)
     df = read_parquet(part_uri)
     size = int(df["text"].str.len().sum()) if len(df) else 0
     died = None

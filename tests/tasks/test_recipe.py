@@ -111,4 +111,4 @@ def test_a_bad_preset_fails_in_seconds_before_any_stage_folder(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "[model].preset = 'tinyy' is unknown" in proc.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "corpus").exists()
-    assert took < 10, took
+    assert took < 30, took  # the recipe is refused before Prefect, Dask or a stage starts (a few seconds idle)

@@ -113,3 +113,37 @@ def test_random_text_through_every_rule_conserves_rows_in_bounded_time(tmp_path,
         assert all((r is None) == bool(k) for k, r in zip(res.keep, res.reasons))
         frame = res.frame.assign(**res.signals)[np.asarray(res.keep)].reset_index(drop=True)
     assert time.monotonic() - t0 < 20
+
+
+WARM = """
+import sys
+import pandas as pd
+from tasks.curate.config import CurateConfig
+from tasks.curate.registry import RULES
+from tasks.curate.stage import _rule_config, _run_rule, warm_up
+
+cfg = CurateConfig()
+if sys.argv[1] == "warm":
+    warm_up(tuple(cfg.steps), cfg.hap.words_path)
+df = pd.DataFrame({"text": ["Plain words first, then odd chunks like foo/bar_baz, U.S.-style e.g. and 3.14 here. "
+                            "A second sentence follows it, in plain English for the language models."] * 3})
+for step in ("gopher_quality", "language", "hap"):
+    rule, source = RULES[step]
+    res = _run_rule(rule, df, _rule_config(cfg, None, source), step, 0.05)
+    print(step, *res.reasons)
+"""
+
+
+def test_models_are_loaded_before_a_documents_time_budget_runs():
+    """spaCy (which imports torch), the language-id and HAP models load on first use. Loaded inside a document's
+    time budget, the import was cut short on a busy machine, torch stayed half-registered and every later import
+    of it failed: the workers load them first (warm_up), and documents are then judged in milliseconds."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    cold = subprocess.run([sys.executable, "-c", WARM, "cold"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    warm = subprocess.run([sys.executable, "-c", WARM, "warm"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert warm.returncode == 0 and "rule_timeout" not in warm.stdout, warm.stdout + warm.stderr[-3000:]
+    assert "rule_timeout" in cold.stdout or cold.returncode != 0, cold.stdout  # the budget is too short for loading
