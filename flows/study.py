@@ -49,8 +49,9 @@ def keel_study(recipe_path: str, overrides: list[str] | None = None) -> dict:
             scored("base", seed, base)
             for ratio in s.ratios:
                 arm = arms.ratio_arm(ratio)
-                special = run_stage(ctx, train.STAGE, arms.specialize_settings(r.model, r.specialize, domain, ratio, seed),
-                                    train.TrainInputs(tokenized, init_from=base), name=f"study_{arm}_s{seed}")
+                settings = arms.specialize_settings(r.model, r.specialize, domain, ratio, seed)
+                special = run_stage(ctx, train.STAGE, settings, train.TrainInputs(tokenized, init_from=base),
+                                    name=f"study_{arm}_s{seed}")
                 scored(arm, seed, special, before=base.tokens)
             for multiple in s.compute_multiples:
                 arm = arms.natural_arm(multiple)

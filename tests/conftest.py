@@ -57,6 +57,15 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(scope="session")
+def prefect_api(prefect_harness) -> str:
+    """The session's Prefect server, for `keel run` subprocesses: each would otherwise start (and stop) its own
+    temporary server, 5-10 s a run. (The tests of what a kill does to the embedded server start their own.)"""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
 TINY_RECIPE = """
 [run]
 name = "keel-test"
@@ -142,7 +151,7 @@ LONG_RUN_DATA = ['curate.steps=["normalize", "language", "gopher_repetition", "h
 
 
 @pytest.fixture(scope="session")
-def long_run_data(tmp_path_factory, demo_corpus) -> Path:
+def long_run_data(tmp_path_factory, demo_corpus, prefect_api) -> Path:
     """An output root with the data stages of those tests done, once per session: each test copies it
     (`start_from`) and its own `keel run` finds them cached (same hashes) and starts at pretrain."""
     import subprocess
@@ -151,8 +160,7 @@ def long_run_data(tmp_path_factory, demo_corpus) -> Path:
     d = tmp_path_factory.mktemp("long-run-data")
     recipe = write_recipe(d, demo_corpus, ids=LONG_RUN_IDS)
     env = {**os.environ, "KEEL_HOME": str(d / "home"), "PREFECT_HOME": str(d / "home" / "prefect"),
-           "KEEL_LOCK_DIR": str(d / "locks")}
-    env.pop("PREFECT_API_URL", None)
+           "KEEL_LOCK_DIR": str(d / "locks"), "PREFECT_API_URL": prefect_api}
     args = [sys.executable, "-m", "flows.cli", "run", "--recipe", str(recipe), "--until", "tokenize"]
     for s in LONG_RUN_DATA:
         args += ["--set", s]

@@ -23,10 +23,9 @@ BASE = [*LONG_RUN_DATA, "pretrain.launcher=slurm", "pretrain.gpus_per_node=0", "
         "pretrain.stop_timeout_s=20", "pretrain.hang_timeout_s=300"]
 
 
-def _keel(recipe: Path, tmp_path: Path, sets: list[str]) -> subprocess.Popen:
+def _keel(recipe: Path, tmp_path: Path, sets: list[str], api: str) -> subprocess.Popen:
     env = {**os.environ, "KEEL_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "home" / "prefect"),
-           "KEEL_LOCK_DIR": str(tmp_path / "locks")}
-    env.pop("PREFECT_API_URL", None)
+           "KEEL_LOCK_DIR": str(tmp_path / "locks"), "PREFECT_API_URL": api}
     args = [sys.executable, "-m", "flows.cli", "run", "--recipe", str(recipe), "--until", "pretrain", "--json"]
     for s in BASE + sets:
         args += ["--set", s]
@@ -66,14 +65,16 @@ def _wait_step(proc: subprocess.Popen, root: Path, step: int, timeout: float = 6
     raise AssertionError(f"step {step} never reached: {proc.stdout.read()[-3000:] if proc.poll() is not None else ''}")
 
 
-def test_time_limit_warning_resubmits_and_resumes_until_done(tmp_path, demo_corpus, slurm, long_run_data):
+def test_time_limit_warning_resubmits_and_resumes_until_done(tmp_path, demo_corpus, slurm, long_run_data,
+                                                             prefect_api):
     """Slurm's warning before a time limit (`#SBATCH --signal=USR1@<lead>`: SIGUSR1 to the job's steps) is
     delivered here with `scancel --signal=USR1`, as slurmctld does at the warning time: a real time limit is a
     minute at least, and whether a short run outlasts it depends on the machine's speed."""
     recipe = write_recipe(tmp_path, demo_corpus, ids=LONG_RUN_IDS)
     root = tmp_path / "runs"
     start_from(long_run_data, root)
-    proc = _keel(recipe, tmp_path, ["pretrain.steps=1000", "pretrain.save_interval=250", "pretrain.max_resubmits=2"])
+    proc = _keel(recipe, tmp_path, ["pretrain.steps=1000", "pretrain.save_interval=250", "pretrain.max_resubmits=2"],
+                 prefect_api)
     _wait_step(proc, root, 60)
     (job,) = slurm.jobs_named("keel-pretrain")
     subprocess.run(["scancel", "--signal=USR1", job], check=True)
@@ -87,14 +88,15 @@ def test_time_limit_warning_resubmits_and_resumes_until_done(tmp_path, demo_corp
     assert slurm.jobs_named("keel-pretrain") == []
 
 
-def test_scancel_then_rerun_resumes_and_stopping_the_run_cancels_the_job(tmp_path, demo_corpus, slurm, long_run_data):
+def test_scancel_then_rerun_resumes_and_stopping_the_run_cancels_the_job(tmp_path, demo_corpus, slurm, long_run_data,
+                                                                          prefect_api):
     recipe = write_recipe(tmp_path, demo_corpus, ids=LONG_RUN_IDS)
     sets = ["pretrain.steps=800", "pretrain.save_interval=100", "pretrain.time_limit=0:30:00"]
     root = tmp_path / "runs"
     start_from(long_run_data, root)
 
     # someone cancels the job: the stage fails (no resubmission of a cancelled job), the checkpoint stays
-    proc = _keel(recipe, tmp_path, sets)
+    proc = _keel(recipe, tmp_path, sets, prefect_api)
     first = _wait_checkpoint(proc, root)
     (job,) = slurm.jobs_named("keel-pretrain")
     subprocess.run(["scancel", job], check=True)
@@ -104,7 +106,7 @@ def test_scancel_then_rerun_resumes_and_stopping_the_run_cancels_the_job(tmp_pat
     assert kept >= first
 
     # the re-run resumes; then the run itself is stopped (SIGTERM, as a cancellation or preemption delivers)
-    proc = _keel(recipe, tmp_path, sets)
+    proc = _keel(recipe, tmp_path, sets, prefect_api)
     second = _wait_checkpoint(proc, root, after=kept)
     os.killpg(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=180)

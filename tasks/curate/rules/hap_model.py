@@ -36,14 +36,16 @@ def model() -> LinearTfidf:
 
     vec, cal = pc.vectorizer, pc.model
     params = vec.get_params()
-    if (params["token_pattern"] != r"(?u)\b\w\w+\b" or params["ngram_range"] != (1, 1) or params["analyzer"] != "word" or not params["lowercase"]
+    if (params["token_pattern"] != r"(?u)\b\w\w+\b" or params["ngram_range"] != (1, 1)
+            or params["analyzer"] != "word" or not params["lowercase"]
             or params["norm"] != "l2" or params["sublinear_tf"] or not params["use_idf"] or params["binary"]
             or list(cal.classes_) != [0, 1] or cal.method != "sigmoid"):
         raise RuntimeError("alt-profanity-check's model is not the TF-IDF + calibrated linear SVM this scorer reads")
     members = cal.calibrated_classifiers_
     vocabulary = {**vec.vocabulary_, _SEP: len(vec.idf_)}
     return LinearTfidf(
-        vocabulary=vocabulary, vocabulary_bytes={k.encode(): i for k, i in vocabulary.items() if k.isascii()}, idf=np.asarray(vec.idf_, dtype=np.float64),
+        vocabulary=vocabulary, vocabulary_bytes={k.encode(): i for k, i in vocabulary.items() if k.isascii()},
+        idf=np.asarray(vec.idf_, dtype=np.float64),
         coef=np.stack([np.asarray(m.estimator.coef_[0], dtype=np.float64) for m in members], axis=1),
         intercept=np.array([float(m.estimator.intercept_[0]) for m in members]),
         a=np.array([float(m.calibrators[0].a_) for m in members]),

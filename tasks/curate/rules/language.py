@@ -11,8 +11,8 @@
 
 Measured by benchmarks/langid_eval.py (English, on translated message catalogues of 89 languages and their
 English originals, 15,419 paragraphs): fastText alone at 0.65: precision 0.998, recall 0.720; at 0.3: 0.984 / 0.925;
-this rule at its defaults: 0.996 / 0.981, with 11% of the paragraphs confirmed (45% of the demo corpus). An allowed language lingua does not
-know is decided by fastText alone against `min_score`. `confirm = false` uses fastText alone."""
+this rule at its defaults: 0.996 / 0.981, with 11% of the paragraphs confirmed (45% of the demo corpus). An
+allowed language lingua does not know is decided by fastText alone against `min_score`. `confirm = false` uses fastText alone."""
 from __future__ import annotations
 
 import re
