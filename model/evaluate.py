@@ -1,4 +1,5 @@
-"""Evaluation entry point: `python -m model.evaluate --config eval.json`.
+"""Evaluation entry point: `python -m model.evaluate --config eval.json [--config other.json ...]` (several models in
+one process: the imports, a good part of a small model's evaluation, are paid once).
 
 Loads a dist checkpoint into a single-process (TP=1, PP=1) megatron-core GPTModel (dist_checkpointing reshards),
 computes held-out loss, perplexity and bits-per-byte per group (a domain, or general) and per source on windows
@@ -116,11 +117,22 @@ def run_tasks(hf_dir: str, tasks_dir: str, names: list[str], device: str, seed: 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", required=True)
-    job = EvalJob.read(parser.parse_args(argv).config)
+    parser.add_argument("--config", required=True, action="append", help="an EvalJob file; repeat for more models")
+    for path in parser.parse_args(argv).config:
+        evaluate(EvalJob.read(path))
+
+
+def evaluate(job: EvalJob) -> None:
+    """Score one model and write its EvalOutput to job.result_path."""
+    import os
+
     from tokenizers import Tokenizer
 
+    from model.gpt import _free_port
+
     spec = job.spec
+    if "TORCHELASTIC_RUN_ID" not in os.environ and not torch.distributed.is_initialized():
+        os.environ["MASTER_PORT"] = str(_free_port())  # a fresh rendezvous port for each model of the process
     device = init_distributed(1, 1, job.seed)
     model = build_model(spec, bf16=False, attention="sdpa", recompute="none")  # fp32 scoring, even of a bf16 model
     checkpoint.load(job.checkpoint, model, manifest_sha=job.checkpoint_manifest)

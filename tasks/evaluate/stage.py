@@ -139,23 +139,31 @@ def task_folder(tokenized: TokenizeResult, limit: int, out: StageDir) -> Path:
     return write_task_folder(local, folder)
 
 
-def evaluate_model(name: str, trained: TrainResult, groups: dict[str, list[str]], tokenizer: str,
-                    cfg: EvalSettings, tokenized: TokenizeResult, out: StageDir, rt: Runtime) -> ModelEval:
+def evaluate_models(trained: dict[str, TrainResult], groups: dict[str, list[str]], tokenizer: str, cfg: EvalSettings,
+                    tokenized: TokenizeResult, out: StageDir, rt: Runtime) -> dict[str, ModelEval]:
+    """Score models by name, all in one scoring process (model.evaluate takes one job file per model)."""
     work = Path(out.local())
-    job = EvalJob(spec=trained.spec, checkpoint=out.fetch(trained.checkpoint), checkpoint_manifest=trained.checkpoint_manifest,
-                  tokenizer=tokenizer, tokenizer_sha256=tokenized.tokenizer.sha256, groups=groups,
-                  max_sequences=cfg.evaluate.max_sequences, eod=tokenized.eod, hf_dir=str(work / f"hf_{name}"),
-                  prompts=list(PROMPTS), max_new_tokens=MAX_NEW_TOKENS, seed=GENERATION_SEED,
-                  result_path=str(work / f"eval_{name}.json"), tasks_dir=str(work / "tasks"),
-                  task_names=[t.name for t in tokenized.evalsets])
-    path = write(job, work / f"eval_{name}.cfg.json")
-    run_job(python_cmd("model.evaluate", path), lambda line: rt.log(f"[evaluate] {line}"), timeout_s=3600,
-            log_path=str(work / f"eval_{name}.log"))
-    res = EvalOutput.read(job.result_path)
-    scores, rate = hap_rate([g.completion for g in res.generations], cfg.hap)
-    return ModelEval(groups=res.groups, sources=res.sources, hf_dir=out.rel(f"hf_{name}"), max_abs_logit_diff=res.max_abs_logit_diff,
-                     generations=tuple(ScoredGeneration(g.prompt, g.completion, s) for g, s in zip(res.generations, scores)),
-                     hap_rate=rate, tasks=res.tasks)
+    jobs = {name: EvalJob(spec=t.spec, checkpoint=out.fetch(t.checkpoint), checkpoint_manifest=t.checkpoint_manifest,
+                          tokenizer=tokenizer, tokenizer_sha256=tokenized.tokenizer.sha256, groups=groups,
+                          max_sequences=cfg.evaluate.max_sequences, eod=tokenized.eod, hf_dir=str(work / f"hf_{name}"),
+                          prompts=list(PROMPTS), max_new_tokens=MAX_NEW_TOKENS, seed=GENERATION_SEED,
+                          result_path=str(work / f"eval_{name}.json"), tasks_dir=str(work / "tasks"),
+                          task_names=[t.name for t in tokenized.evalsets])
+            for name, t in trained.items()}
+    cmd = python_cmd("model.evaluate", write(jobs[next(iter(jobs))], work / f"eval_{next(iter(jobs))}.cfg.json"))
+    for name in list(jobs)[1:]:
+        cmd += ["--config", write(jobs[name], work / f"eval_{name}.cfg.json")]
+    run_job(cmd, lambda line: rt.log(f"[evaluate] {line}"), timeout_s=3600 * len(jobs),
+            log_path=str(work / "eval.log"))
+    models = {}
+    for name, job in jobs.items():
+        res = EvalOutput.read(job.result_path)
+        scores, rate = hap_rate([g.completion for g in res.generations], cfg.hap)
+        models[name] = ModelEval(
+            groups=res.groups, sources=res.sources, hf_dir=out.rel(f"hf_{name}"),
+            max_abs_logit_diff=res.max_abs_logit_diff, hap_rate=rate, tasks=res.tasks,
+            generations=tuple(ScoredGeneration(g.prompt, g.completion, s) for g, s in zip(res.generations, scores)))
+    return models
 
 
 def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> EvaluateResult:
@@ -167,8 +175,7 @@ def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> Ev
         trained["baseline"] = inputs.baseline
     groups = heldout_for(inputs.tokenized, cfg.domain, out)
     task_folder(inputs.tokenized, cfg.evaluate.max_task_items, out)
-    models = {name: evaluate_model(name, t, groups, str(tokenizer), cfg, inputs.tokenized, out, rt)
-              for name, t in trained.items()}
+    models = evaluate_models(trained, groups, str(tokenizer), cfg, inputs.tokenized, out, rt)
     # reaching this stage means the legal gate and every contract passed: a failure stops the flow before it
     decision = gate(models["base"].groups, models["specialized"].groups, cfg.domain,
                     cfg.evaluate.min_domain_improvement, cfg.evaluate.max_general_regression, data_ok=True,

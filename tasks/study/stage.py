@@ -9,7 +9,7 @@ from pathlib import Path
 from tasks.core.cachekey import file_hashes
 from tasks.core.stage import Runtime, StageDef
 from tasks.core.storage import StageDir
-from tasks.evaluate.stage import EvalSettings, ModelEval, evaluate_model, heldout_for, task_folder, verified_tokenizer
+from tasks.evaluate.stage import EvalSettings, ModelEval, evaluate_models, heldout_for, task_folder, verified_tokenizer
 from tasks.study.arms import ArmScore
 from tasks.tokenize.stage import TokenizeResult
 from tasks.train.stage import TrainResult
@@ -41,7 +41,8 @@ def run(cfg: EvalSettings, inputs: ArmInputs, out: StageDir, rt: Runtime) -> Arm
     tokenizer = verified_tokenizer(inputs.tokenized, out)
     groups = heldout_for(inputs.tokenized, cfg.domain, out)
     task_folder(inputs.tokenized, cfg.evaluate.max_task_items, out)
-    evaluation = evaluate_model("model", inputs.trained, groups, str(tokenizer), cfg, inputs.tokenized, out, rt)
+    evaluation = evaluate_models({"model": inputs.trained}, groups, str(tokenizer), cfg, inputs.tokenized, out,
+                                 rt)["model"]
     out.upload()
     return ArmEval(evaluation=evaluation, params=inputs.trained.num_params,
                    tokens=inputs.tokens_before + inputs.trained.tokens)
