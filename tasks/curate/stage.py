@@ -159,13 +159,14 @@ def _quarantine(df: pd.DataFrame, name: str, stage_uri: str, cfg: CurateConfig, 
 
 
 @lru_cache(maxsize=8)
-def warm_up(steps: tuple[str, ...], words_path: str) -> None:
+def warm_up(steps: tuple[str, ...], words_path: str, ut1: bool = False) -> None:
     """Load, once per worker and before any time budget, what the rules load on first use: spaCy's tokenizer (and
-    the torch it imports), the language-id models, the HAP classifier and word list. An import cut short by a
+    the torch it imports), the language-id models, the HAP classifier and word list, the UT1 domain blocklist (4 s
+    to read: it used to time out whichever document came first, in every partition). An import cut short by a
     document's time budget leaves torch half-registered in the process, and every later import of it fails; and
     forked children inherit what is loaded here instead of loading it per partition."""
     from tasks.curate import text
-    from tasks.curate.rules import hap, hap_model, language
+    from tasks.curate.rules import hap, hap_model, language, legal_policy
 
     if {"gopher_quality", "gopher_repetition", "fineweb_quality", "c4_quality"} & set(steps):
         text._spacy()
@@ -176,12 +177,14 @@ def warm_up(steps: tuple[str, ...], words_path: str) -> None:
     if "hap" in steps:
         hap_model.model()
         hap._lists(words_path)
+    if "legal_policy" in steps and ut1:
+        legal_policy._ut1_hashes()
 
 
 def _local(part_uri: str, name: str, stage_uri: str, cfg: CurateConfig, policy: DocumentPolicy) -> list[dict]:
     """Read one partition, run the rules on it in a child process (twice at most: a partition that kills its
     child twice is quarantined, `worker_killed`), write its rejects and survivors."""
-    warm_up(tuple(cfg.steps), cfg.hap.words_path)
+    warm_up(tuple(cfg.steps), cfg.hap.words_path, policy.ut1_blocklist)
     df = read_parquet(part_uri)
     size = int(df["text"].str.len().sum()) if len(df) else 0
     died = None

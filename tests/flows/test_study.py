@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 STUDY = [*LONG_RUN_DATA, "study.seeds=[1, 2]", "study.ratios=[0.5]", "study.compute_multiples=[1]",
          "baseline.num_layers=3", "baseline.hidden_size=96", "baseline.global_batch_size=8",
-         "baseline.micro_batch_size=4", "baseline.warmup_steps=1", "evaluate.max_task_items=8"]
+         "baseline.micro_batch_size=4", "baseline.warmup_steps=1", "evaluate.max_task_items=4"]
 
 
 def test_study_trains_every_arm_per_seed_and_reports_mean_and_spread(tmp_path, demo_corpus, long_run_data,

@@ -68,12 +68,15 @@ def test_domain_of():
 
 
 def test_fineweb_ut1_domain_blocklist_is_loaded_and_applied(tmp_path):
-    from tasks.curate.rules.legal_policy import _ut1_domains
+    from tasks.curate.rules.legal_policy import _ut1_hashes, _ut1_names
 
-    domains = _ut1_domains()
-    assert len(domains) > 1_000_000  # FineWeb's UT1-derived list, from datatrove's packaged assets
-    listed = sorted(domains)[0]
+    names = _ut1_names()
+    assert len(names) > 1_000_000 and len(_ut1_hashes()) >= 0.99 * len(set(names))  # from datatrove's assets
+    listed, other = names[0], names[len(names) // 2]
     cfg = dataclasses.replace(_cfg(tmp_path), ut1_blocklist=True)
     reasons, _ = _run(cfg, [("u1", "s", f"https://www.{listed}/page", "MIT", "x"),
-                            ("u2", "s", "https://docs.python.org/3/", "MIT", "x")])
-    assert reasons == [f"blocked_domain:{listed}", None]
+                            ("u2", "s", "https://docs.python.org/3/", "MIT", "x"),
+                            ("u3", "s", f"http://a.b.{other}:8080/x", "MIT", "x"),  # a subdomain of a listed one
+                            ("u4", "s", f"https://{other}.example-not-listed.test/", "MIT", "x")])
+    assert reasons == [f"blocked_domain:{listed}", None, f"blocked_domain:a.b.{other}", None]
+    assert _run(dataclasses.replace(cfg, ut1_blocklist=False), [("u1", "s", f"https://{listed}/", "MIT", "x")])[0] == [None]
