@@ -54,6 +54,8 @@ class DedupConfig:
     """LSH bands (FineWeb: 14 bands x 8 rows, ~0.75 Jaccard threshold)."""
     rows: int = 8
     """Rows (hashes) per LSH band."""
+    shards: int = 0
+    """Shards the dedup keys are shuffled into (each one a task on the cluster); 0: one per partition."""
 
 
 @dataclass(frozen=True)

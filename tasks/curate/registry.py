@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from tasks.curate.dedup import STEPS
 from tasks.curate.rules.c4_quality import c4_quality
 from tasks.curate.rules.fineweb_quality import fineweb_quality
 from tasks.curate.rules.gopher_quality import gopher_quality
@@ -26,4 +27,4 @@ RULES: dict[str, tuple[Callable[..., Any], str]] = {
     "hap": (hap, "hap"),
     "pii": (pii_redact, "pii"),
 }
-GLOBAL_STEPS = ("duplicate_id", "exact_dedup", "near_dedup")
+GLOBAL_STEPS = STEPS

@@ -1,9 +1,10 @@
 """Curate stage on Dask: partition-local rules, then global dedup, with every removed document kept as a reject.
 
 Phase 1 (one Dask task per ingest partition): run the rules of `[curate].steps` in order, writing each step's
-rejects to `rejects/<NN>_<step>/` and the survivors, with their dedup keys, to `_work/`. Phase 2 (driver): gather
-the small (doc_id, dedup key, band keys) table and choose survivors (tasks/curate/dedup.py). Phase 3 (one Dask
-task per partition): write kept rows to `data/` and duplicates to their rejects folders. Conservation
+rejects to `rejects/<NN>_<step>/` and the survivors, with their dedup keys, to `_work/`. Phase 2 (shuffles on the
+cluster, tasks/curate/dedup.py): duplicate ids, exact and near duplicates, their losers written per partition; the
+driver sees counts only. Phase 3 (one Dask task per partition): write kept rows to `data/` and duplicates to their
+rejects folders. Conservation
 `in == kept + rejected` is asserted per step and for the stage.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tasks.core.isolate import ChildDied, TimedOut, in_child, time_limit
 from tasks.core.stage import Counts, Runtime, StageDef
 from tasks.core.storage import StageDir, join, remove_tree, write_bytes_atomic
 from tasks.curate.config import CurateConfig
-from tasks.curate.dedup import band_columns, choose_drops, dedup_key
+from tasks.curate.dedup import Plan, band_columns, dedup_key, partition_drops, plan, run_dedup
 from tasks.curate.minhash import band_keys, signatures
 from tasks.curate.registry import GLOBAL_STEPS, RULES
 from tasks.curate.report import funnel_chart
@@ -204,12 +205,9 @@ def _local(part_uri: str, name: str, stage_uri: str, cfg: CurateConfig, policy: 
     return [_quarantine_stat(len(df), size, None), *stats]
 
 
-def _keys(work_uri: str, bands: list[str]) -> pd.DataFrame:
-    return read_parquet(work_uri, columns=["doc_id", "dedup_key", *bands])
-
-
-def _finalize(work_uri: str, name: str, drops: dict, stage_uri: str, cfg: CurateConfig) -> list[dict]:
+def _finalize(work_uri: str, part: int, name: str, dedup: Plan, stage_uri: str, cfg: CurateConfig) -> list[dict]:
     df = read_parquet(work_uri)
+    drops = partition_drops(dedup, part)
     stats = []
     for step in GLOBAL_STEPS:
         reasons = pd.Series([None] * len(df), index=df.index, dtype=object)
@@ -258,11 +256,14 @@ def run(cfg: CurateConfig, inputs: CurateInputs, out: StageDir, rt: Runtime) -> 
     local_stats = rt.cluster.map(_local, parts, names, stage_uri=out.uri, cfg=cfg, policy=inputs.policy,
                                  progress="curate: rules", cost=part_sizes(parts), quarantine=quarantine)
     works = [out.path("_work", f"{n}.parquet") for n in names]
-    drops = choose_drops(rt.cluster.map(_keys, works, bands=band_columns(cfg.dedup)), cfg.dedup)
-    global_stats = rt.cluster.map(_finalize, works, names, drops, stage_uri=out.uri, cfg=cfg, progress="curate: dedup")
+    dedup = plan(out.uri, len(works), cfg.dedup)
+    run_dedup(rt.cluster, dedup, works, rt.log)
+    global_stats = rt.cluster.map(_finalize, works, range(len(works)), names, dedup=dedup, stage_uri=out.uri,
+                                  cfg=cfg, progress="curate: dedup")
     funnel = _merge(local_stats) + _merge(global_stats)
     check_funnel(funnel)
     remove_tree(out.path("_work"))
+    remove_tree(dedup.root)
     total_in = funnel[0].received if funnel else 0
     kept = funnel[-1].kept if funnel else 0
     quarantined = sum(funnel[0].rejected.values()) if funnel else 0

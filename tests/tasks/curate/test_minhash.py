@@ -1,13 +1,18 @@
 """MinHash near dedup: deterministic signatures, banding, survivors (smallest doc_id), and unrelated documents
 that never cluster."""
+import gzip
+import json
 import random
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 
 from tasks.curate.config import DedupConfig
-from tasks.curate.dedup import band_columns, choose_drops, dedup_key
+from tasks.core.cluster import write_parquet
+from tasks.curate.dedup import band_columns, dedup_key, partition_drops, plan, run_dedup
 from tasks.curate.minhash import band_keys, clusters, signatures
+from tests.tasks.curate.dedup_reference import reference_drops
 
 VOCAB = [f"w{i}" for i in range(5000)]
 
@@ -45,7 +50,30 @@ def test_unrelated_documents_never_cluster():
     assert list(survivor) == list(ids)
 
 
-def test_choose_drops_marks_duplicate_ids_exact_and_near_duplicates_across_partitions():
+class InProcess:
+    """cluster.map, one item after another in this process."""
+
+    def map(self, fn, *iterables, progress="", **kwargs):
+        return [fn(*args, **kwargs) for args in zip(*iterables)]
+
+
+def _keyed(rows: list[tuple[str, str]], cfg: DedupConfig) -> pd.DataFrame:
+    keys = band_keys(signatures([t for _, t in rows], cfg.ngram, cfg.bands * cfg.rows), cfg.bands, cfg.rows)
+    frame = pd.DataFrame({"doc_id": [d for d, _ in rows], "dedup_key": [dedup_key(t) for _, t in rows]})
+    return frame.assign(**{c: keys[:, i] for i, c in enumerate(band_columns(cfg))})
+
+
+def _cluster_drops(tmp_path, parts: list[pd.DataFrame], cfg: DedupConfig) -> list[dict]:
+    works = []
+    for i, frame in enumerate(parts):
+        works.append(str(tmp_path / "work" / f"part-{i:05d}.parquet"))
+        write_parquet(frame, works[-1])
+    p = plan(str(tmp_path / "stage"), len(works), cfg)
+    _cluster_drops.counts = run_dedup(InProcess(), p, works)
+    return [partition_drops(p, i) for i in range(len(works))]
+
+
+def test_cluster_dedup_marks_duplicate_ids_exact_and_near_duplicates_across_partitions(tmp_path):
     rng = random.Random(3)
     near = _doc(rng).split()
     near2 = list(near)
@@ -53,12 +81,68 @@ def test_choose_drops_marks_duplicate_ids_exact_and_near_duplicates_across_parti
     rows = [("d1", "Hello  World"), ("d2", "hello world"), ("d3", " ".join(near)), ("d1", "dup id"),
             ("d4", " ".join(near2)), ("d5", _doc(rng))]
     cfg = DedupConfig()
-    keys = band_keys(signatures([t for _, t in rows], cfg.ngram, cfg.bands * cfg.rows), cfg.bands, cfg.rows)
-    frame = pd.DataFrame({"doc_id": [d for d, _ in rows], "dedup_key": [dedup_key(t) for _, t in rows]})
-    frame = frame.assign(**{c: keys[:, i] for i, c in enumerate(band_columns(cfg))})
+    frame = _keyed(rows, cfg)
     parts = [frame.iloc[:3].reset_index(drop=True), frame.iloc[3:].reset_index(drop=True)]
-    drops = choose_drops(parts, cfg)
+    drops = _cluster_drops(tmp_path / "a", parts, cfg)
     assert drops[0] == {1: ("exact_dedup", "exact_duplicate", "d1")}
     assert drops[1] == {0: ("duplicate_id", "duplicate_doc_id", "d1"), 1: ("near_dedup", "near_duplicate", "d3")}
-    assert choose_drops(parts, DedupConfig(exact=False, near=False))[0] == {}
-    assert np.all(keys[2] != keys[5])
+    assert _cluster_drops(tmp_path / "b", parts, DedupConfig(exact=False, near=False)) == [
+        {}, {0: ("duplicate_id", "duplicate_doc_id", "d1")}]  # duplicate ids always go
+
+
+def _hostile_corpus(rng: random.Random) -> list[tuple[str, str]]:
+    """Unrelated documents, exact copies under other ids (case, spacing), chains of edited copies (each edit of the
+    previous: the ends of a chain share no bucket), a duplicate id whose text would bridge two clusters, empties."""
+    rows: list[tuple[str, str]] = []
+    ids = iter(rng.sample(range(10_000, 99_999), 2_000))
+
+    def new_id() -> str:
+        return f"doc-{next(ids)}"
+
+    for _ in range(60):
+        rows.append((new_id(), _doc(rng, rng.randint(30, 300))))
+    for _ in range(15):
+        text = _doc(rng, 200)
+        rows += [(new_id(), text), (new_id(), text.upper()), (new_id(), text.replace(" ", "   "))]
+    for _ in range(8):
+        words = _doc(rng, 250).split()
+        for _ in range(rng.randint(3, 9)):
+            for _ in range(4):
+                words[rng.randrange(len(words))] = rng.choice(VOCAB)
+            rows.append((new_id(), " ".join(words)))
+    chain_end = rows[-1][1]
+    rows += [(new_id(), ""), (new_id(), ""), (rows[0][0], rows[0][1])]
+    rng.shuffle(rows)
+    # a second doc-00001 whose text is a near copy of a chain's last document: counted in, it would give that
+    # cluster its (smallest) id
+    return [("doc-00001", _doc(rng))] + rows + [("doc-00001", chain_end + " extra")]
+
+
+def test_cluster_dedup_equals_the_single_process_pass_whatever_the_shards(tmp_path):
+    rng = random.Random(11)
+    rows = _hostile_corpus(rng)
+    for n, (cfg, cuts) in enumerate([(DedupConfig(), [0, 40, 41, 170, len(rows)]),
+                                     (DedupConfig(shards=1), [0, len(rows)]),
+                                     (DedupConfig(shards=7), [0, 100, 200, len(rows)]),
+                                     (DedupConfig(exact=False, shards=3), [0, 90, len(rows)]),
+                                     (DedupConfig(near=False, shards=5), [0, 150, len(rows)])]):
+        frame = _keyed(rows, cfg)
+        parts = [frame.iloc[a:b].reset_index(drop=True) for a, b in zip(cuts, cuts[1:])]
+        expected = reference_drops(parts, cfg)
+        assert _cluster_drops(tmp_path / str(n), parts, cfg) == expected
+        assert _cluster_drops.counts.get("rounds", 3) >= 3  # chains: labels travel over several rounds
+        steps = Counter(step for d in expected for step, _, _ in d.values())
+        assert steps["duplicate_id"] == 2 and (steps["near_dedup"] > 20 or not cfg.near)
+        assert steps["exact_dedup"] >= 30 or not cfg.exact
+
+
+def test_cluster_dedup_keeps_the_survivors_of_the_single_process_pass_on_the_demo_corpus(tmp_path, demo_corpus):
+    rows = [(json.loads(line)["id"], json.loads(line)["text"])
+            for f in sorted(demo_corpus.glob("*/*.jsonl.gz")) for line in gzip.open(f, "rt")]
+    cfg = DedupConfig()
+    frame = _keyed(rows, cfg)
+    cuts = np.linspace(0, len(frame), 6).astype(int)
+    parts = [frame.iloc[a:b].reset_index(drop=True) for a, b in zip(cuts, cuts[1:])]
+    expected = reference_drops(parts, cfg)
+    assert _cluster_drops(tmp_path, parts, cfg) == expected
+    assert sum(len(d) for d in expected) > 100  # the demo has exact and near duplicates to find
