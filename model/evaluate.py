@@ -21,15 +21,24 @@ from model.integrity import read_verified
 from model.job import EvalJob, EvalOutput, Generation, GroupScore, TaskScore, write
 
 
+def token_stream(prefix: str) -> np.ndarray:
+    """A dataset's documents as one token array, memory-mapped: megatron's .bin is their concatenation (the .idx
+    holds the lengths), so the held-out split is read window by window, never loaded whole."""
+    from megatron.core.datasets.indexed_dataset import _IndexReader
+
+    index = _IndexReader(prefix + ".idx", multimodal=False)
+    total = int(index.sequence_lengths.sum()) if len(index.sequence_lengths) else 0
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    stream = np.memmap(prefix + ".bin", dtype=index.dtype, mode="r")
+    assert len(stream) == total, f"{prefix}.bin holds {len(stream)} tokens, its index {total}"
+    return stream
+
+
 def _windows(prefixes: list[str], seq: int, limit: int, seed: int) -> dict[str, list[np.ndarray]]:
     """(seq+1)-token windows per dataset (a source's held-out split), `limit` in all: shared evenly between the
     datasets (what one cannot fill goes to the others) and drawn, seeded, from anywhere in each, not its start."""
-    from megatron.core.datasets.indexed_dataset import IndexedDataset
-
-    streams = {}
-    for prefix in prefixes:
-        ds = IndexedDataset(prefix)
-        streams[prefix] = np.concatenate([ds[i] for i in range(len(ds))]) if len(ds) else np.zeros(0, dtype=np.int64)
+    streams = {prefix: token_stream(prefix) for prefix in prefixes}
     available = {p: max((len(s) - 1) // seq, 0) for p, s in streams.items()}
     quota, left = dict.fromkeys(streams, 0), limit
     while left > 0 and any(quota[p] < available[p] for p in streams):

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.cluster import list_parts, read_parquet, write_parquet
+from tasks.core.shuffle import empty, gather as _gather, scatter as _scatter, shard_of as _shard
 from tasks.core.storage import join, remove_tree
 from tasks.curate.config import DedupConfig
 
@@ -59,26 +60,6 @@ def plan(stage_uri: str, partitions: int, cfg: DedupConfig) -> Plan:
 
 def nodes(part: int, rows: int) -> np.ndarray:
     return (np.int64(part) << ROW_BITS) | np.arange(rows, dtype=np.int64)
-
-
-def _shard(values, shards: int) -> np.ndarray:
-    """Stable shard of each value (the same in every process: pandas' fixed-key hash)."""
-    h = pd.util.hash_pandas_object(pd.Series(values), index=False).to_numpy()
-    return (h % np.uint64(shards)).astype(np.int64)
-
-
-def _scatter(df: pd.DataFrame, shard: np.ndarray, folder: str, name: str) -> None:
-    """Write the rows of each target shard to `folder/sNNNNN/name.parquet` (nothing for shards without rows)."""
-    for s, rows in df.groupby(shard, sort=False):
-        write_parquet(rows.reset_index(drop=True), join(folder, f"s{int(s):05d}", f"{name}.parquet"))
-
-
-def _gather(folder: str, columns: dict[str, str]) -> pd.DataFrame:
-    """Every file of one shard's folder, concatenated (an empty frame of `columns` when there is none)."""
-    frames = [read_parquet(f) for f in list_parts(folder)]
-    if not frames:
-        return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in columns.items()})
-    return pd.concat(frames, ignore_index=True)
 
 
 def _to_partitions(lost: pd.DataFrame, folder: str, name: str) -> None:
@@ -200,7 +181,7 @@ def components_start(shard: int, p: Plan) -> int:
 
 def _read_or_empty(uri: str, columns: dict[str, str]) -> pd.DataFrame:
     parts = list_parts(uri)
-    return read_parquet(parts[0]) if parts else pd.DataFrame({c: pd.Series([], dtype=t) for c, t in columns.items()})
+    return read_parquet(parts[0]) if parts else empty(columns)
 
 
 def components_round(shard: int, p: Plan, round_: int) -> int:

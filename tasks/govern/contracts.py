@@ -19,7 +19,8 @@ import pandas as pd
 from tasks.core.cachekey import file_hashes
 from tasks.core.cluster import Cluster, list_parts, read_parquet
 from tasks.core.stage import Counts, Runtime, StageDef
-from tasks.core.storage import StageDir, write_text
+from tasks.core.shuffle import gather, scatter, shard_of
+from tasks.core.storage import StageDir, join, remove_tree, write_text
 from tasks.core.typed import load
 
 _BATCH = None  # per worker process: GX batch definition over an in-memory frame
@@ -150,18 +151,35 @@ def validate_frame(df: pd.DataFrame, suite_json: dict) -> dict:
     return {"success": bool(res.success), "rows": len(df), "results": results}
 
 
-def _validate_part(uri: str, suite_json: dict, unique_cols: list[str]) -> dict:
+def _validate_part(uri: str, index: int, suite_json: dict, unique_cols: list[str], shuffle_uri: str,
+                   shards: int) -> dict:
+    """One partition's expectations; the values of `unique_cols` scattered by hash for the global check."""
     df = read_parquet(uri)
     out = validate_frame(df, suite_json)
     out["part"] = uri
-    out["unique"] = {c: df[c].tolist() for c in unique_cols if c in df.columns}
+    for c in unique_cols:
+        if c in df.columns:
+            values = df[[c]].rename(columns={c: "value"}).astype({"value": str})
+            scatter(values, shard_of(values["value"], shards), join(shuffle_uri, c), f"p{index:05d}")
     return out
 
 
-def validate_parts(parts: list[str], suite_json: dict, cluster: Cluster) -> ContractReport:
+def _duplicates(shard: int, shuffle_uri: str, column: str) -> tuple[int, list[str]]:
+    """Repeated values of one column in one hash shard: how many rows repeat an earlier one, up to five of them."""
+    values = gather(join(shuffle_uri, column, f"s{shard:05d}"), {"value": "object"})["value"]
+    dups = values[values.duplicated()]
+    return int(len(dups)), [str(x) for x in dups.head(5)]
+
+
+def validate_parts(parts: list[str], suite_json: dict, cluster: Cluster, shuffle_uri: str) -> ContractReport:
+    """Each partition validated on a worker; global uniqueness checked shard by shard on the workers (the values
+    shuffled by hash under `shuffle_uri`, removed after), so no process holds a whole column."""
     glob = suite_json.get("meta", {}).get("global", {})
     unique_cols = glob.get("unique", [])
-    per_part = cluster.map(_validate_part, parts, suite_json=suite_json, unique_cols=unique_cols)
+    shards = max(1, len(parts))
+    remove_tree(shuffle_uri)
+    per_part = cluster.map(_validate_part, parts, range(len(parts)), suite_json=suite_json, unique_cols=unique_cols,
+                           shuffle_uri=shuffle_uri, shards=shards)
     merged: dict[tuple, dict] = {}
     for p in per_part:
         for r in p["results"]:
@@ -173,10 +191,11 @@ def validate_parts(parts: list[str], suite_json: dict, cluster: Cluster) -> Cont
     results = list(merged.values())
     rows = sum(p["rows"] for p in per_part)
     for col in unique_cols:
-        values = pd.Series([v for p in per_part for v in p["unique"].get(col, [])])
-        dups = values[values.duplicated()]
-        results.append({"expectation": "global:unique", "kwargs": {"column": col}, "success": dups.empty,
-                        "unexpected_count": int(len(dups)), "sample": [str(x) for x in dups.head(5)]})
+        found = cluster.map(_duplicates, range(shards), shuffle_uri=shuffle_uri, column=col)
+        count, sample = sum(n for n, _ in found), [x for _, xs in found for x in xs][:5]
+        results.append({"expectation": "global:unique", "kwargs": {"column": col}, "success": count == 0,
+                        "unexpected_count": count, "sample": sample})
+    remove_tree(shuffle_uri)
     if "min_rows" in glob:
         results.append({"expectation": "global:min_rows", "kwargs": {"min_rows": glob["min_rows"]},
                         "success": rows >= glob["min_rows"], "unexpected_count": 0, "sample": [str(rows)]})
@@ -214,7 +233,7 @@ def validate_rows(rows: tuple[dict, ...], suite_json: dict) -> ContractReport:
 def run(cfg: ContractCheck, inputs: ContractInputs, out: StageDir, rt: Runtime) -> ContractResult:
     suite = load_suite_json(cfg.suite_path, cfg.substitutions)
     if inputs.folder:
-        report = validate_parts(list_parts(out.at(inputs.folder)), suite, rt.cluster)
+        report = validate_parts(list_parts(out.at(inputs.folder)), suite, rt.cluster, out.path("_unique"))
     else:
         report = validate_rows(inputs.rows, suite)
     md = report_markdown(report, cfg.warn_only)

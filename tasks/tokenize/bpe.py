@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from tasks.core.cluster import read_parquet
+from tasks.core.cluster import read_parquet, write_parquet
 from tasks.core.storage import url_to_fs, write_bytes_atomic
 
 EOD = "<|endoftext|>"
@@ -27,12 +28,48 @@ class TokenizerInfo:
     """The recipe's tokenizer_path when loaded, else ''."""
 
 
-def train_tokenizer(parts: list[str], vocab_size: int, sample_bytes: int, out_path: str) -> dict:
-    """Train a byte-level BPE on up to `sample_bytes` of text, docs taken in doc-hash order (deterministic)."""
+def text_bytes(uri: str) -> int:
+    """Bytes of a partition's text column, from its Parquet footer (no data read)."""
+    import pyarrow.parquet as pq
+
+    fs, path = url_to_fs(uri)
+    with fs.open(path, "rb") as f:
+        md = pq.ParquetFile(f).metadata
+        names = [md.schema.column(i).path for i in range(md.num_columns)]
+        if "text" not in names:
+            return 0
+        col = names.index("text")
+        return int(sum(md.row_group(g).column(col).total_uncompressed_size for g in range(md.num_row_groups)))
+
+
+def _unit(doc_ids: pd.Series) -> np.ndarray:
+    """A uniform number in [0, 1) per doc_id, the same in every process."""
+    return pd.util.hash_pandas_object(doc_ids, index=False).to_numpy() / float(2**64)
+
+
+def sample_part(uri: str, out_uri: str, rate: float) -> int:
+    """The partition's documents whose doc_id hashes below `rate`, with that hash, to `out_uri`; their bytes."""
+    df = read_parquet(uri, columns=["doc_id", "text"])
+    u = _unit(df["doc_id"])
+    picked = pd.DataFrame({"u": u[u < rate], "text": df["text"].to_numpy()[u < rate]})
+    write_parquet(picked, out_uri)
+    return int(picked["text"].str.len().sum())
+
+
+def sample_rate(part_bytes: list[int], sample_bytes: int) -> float:
+    """The hash rate whose expected sample is a little over `sample_bytes` (all of it for a small corpus)."""
+    total = sum(part_bytes)
+    return 1.0 if total <= sample_bytes else min(1.0, 1.1 * sample_bytes / total)
+
+
+def train_tokenizer(samples: list[str], vocab_size: int, sample_bytes: int, out_path: str) -> dict:
+    """Train a byte-level BPE on up to `sample_bytes` of text: the partitions' samples (`sample_part`), documents
+    taken in hash order (deterministic), so the worker holds the sample, not the corpus."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    frames = [read_parquet(p, columns=["doc_id", "text"]) for p in parts]
-    docs = pd.concat(frames, ignore_index=True).sort_values("doc_id") if frames else pd.DataFrame(columns=["doc_id", "text"])
+    frames = [read_parquet(p) for p in samples]
+    docs = pd.concat(frames, ignore_index=True).sort_values("u", kind="stable") if frames else \
+        pd.DataFrame({"u": [], "text": []})
     sizes = docs["text"].str.len().cumsum()
     sample = docs["text"][sizes <= max(sample_bytes, int(sizes.iloc[0]) if len(sizes) else 0)]
     tok = Tokenizer(models.BPE())

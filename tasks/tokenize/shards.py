@@ -8,10 +8,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from tasks.core.cluster import read_parquet, write_parquet
 from tasks.core.storage import is_remote, join, url_to_fs
 from tasks.tokenize.bpe import encode_texts, fast_encoder, load_tokenizer
+from tasks.tokenize.ledger import REJECTED, piece
 
 SPLITS = ("train", "valid", "test")
 
@@ -62,25 +64,27 @@ class _LocalOut:
                 fs.put_file(str(f), f"{path}/{f.name}")
 
 
-def encode_part(uri: str, name: str, tok_uri: str, eod: int, vocab: int, shards_uri: str,
+def encode_part(uri: str, name: str, tok_uri: str, eod: int, vocab: int, shards_uri: str, pieces_uri: str,
                 valid: int, test: int, exclude: dict[str, str] | None = None, rejects_uri: str = "") -> dict:
-    """Encode one curated partition into shards per (source, split). Documents in `exclude` (doc_id -> reason)
-    are not encoded: they go, with their reason, to `rejects_uri`/<name>.parquet."""
+    """Encode one curated partition into shards per (source, split), and write its ledger rows to
+    `pieces_uri`/<name>.parquet. Documents in `exclude` (doc_id -> reason) are not encoded: they go, with their
+    reason, to `rejects_uri`/<name>.parquet. Returns per-group counts only."""
     import torch
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     tok, fast = _worker_tokenizer(tok_uri)
     df = read_parquet(uri)
     rejected: dict[str, int] = {}
+    pieces = []
     if exclude:
         drop = df["doc_id"].isin(exclude.keys())
         if drop.any():
             gone = df[drop].assign(reject_step="decontaminate", reject_reason=df.loc[drop, "doc_id"].map(exclude))
             write_parquet(gone, join(rejects_uri, f"{name}.parquet"))
             rejected = {str(k): int(v) for k, v in gone["reject_reason"].value_counts().items()}
+            pieces.append(piece(gone, [REJECTED] * len(gone), [0] * len(gone), gone["reject_reason"].tolist()))
             df = df[~drop]
-    df = df[["doc_id", "source_id", "text"]].copy()
-    df["split"] = [split_of(d, valid, test) for d in df["doc_id"]]
+    df = df.assign(split=[split_of(d, valid, test) for d in df["doc_id"]])
     out = []
     for (source, split), g in df.groupby(["source_id", "split"], sort=True):
         enc, engine = encode_texts(tok, g["text"].tolist(), fast)
@@ -93,10 +97,13 @@ def encode_part(uri: str, name: str, tok_uri: str, eod: int, vocab: int, shards_
             lengths.append(len(ids))
         builder.finalize(local.path(f"{name}.idx"))
         local.finish()
+        pieces.append(piece(g, [split] * len(g), lengths, [""] * len(g)))
         out.append({"source_id": source, "split": split, "shard": join(shards_uri, source, split, name),
-                    "doc_ids": g["doc_id"].tolist(), "num_tokens": lengths,
+                    "num_docs": len(g), "num_tokens": int(sum(lengths)),
                     "num_words": int(sum(len(t.split()) for t in g["text"])),
                     "max_token_id": int(max((max(e, default=0) for e in enc), default=0)), "engine": engine})
+    if pieces:
+        write_parquet(pd.concat(pieces, ignore_index=True), join(pieces_uri, f"{name}.parquet"))
     return {"groups": out, "rejected": rejected}
 
 

@@ -1,11 +1,13 @@
 """Tokenize stage: a byte-level BPE (HF `tokenizers`) and megatron-core indexed datasets per source and split.
 
-1. Train the tokenizer on a deterministic sample of curated text (or load one from a tokenizer.json).
+1. Train the tokenizer on a deterministic sample of curated text, drawn per partition on the workers by doc-id
+   hash (or load one from a tokenizer.json).
 2. One Dask task per curated partition encodes documents (EOD appended) into shard .bin/.idx files written
    with megatron-core's IndexedDatasetBuilder, grouped by (source, split); the split is a function of the
    document hash, so it is stable across runs.
 3. One Dask task per (source, split) concatenates its shards into one dataset.
-4. doc_index.parquet maps (dataset, position) -> doc_id; ledger.parquet adds provenance and verdicts.
+4. doc_index.parquet maps (dataset, position) -> doc_id; ledger.parquet adds provenance and verdicts: each
+   encoding task writes its partition's rows, one task streams them into the two files (tasks/tokenize/ledger.py).
 
 Before encoding, the downstream evaluation tasks are built from the test split's documents (evalsets/, see
 tasks/evaluate/downstream.py) and training documents sharing a 13-gram with any evaluation item are rejected
@@ -18,16 +20,16 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 
-from tasks.core.cluster import list_parts, write_parquet
+from tasks.core.cluster import list_parts
 from tasks.core.stage import Counts, Runtime, StageDef
 from tasks.core.storage import StageDir, is_remote, read_bytes, remove_tree, write_bytes_atomic
 from tasks.curate.stage import CurateResult
 from tasks.evaluate.downstream import HeldoutDoc, TaskSet, build_tasks, item_texts, write_jsonl
 from tasks.govern.legal import SourceData
-from tasks.tokenize.ledger import LedgerInfo, build_ledger
-from tasks.tokenize.bpe import EOD, TokenizerInfo, load_tokenizer, train_tokenizer
+from tasks.tokenize.ledger import LedgerInfo, write_ledger
+from tasks.tokenize.bpe import (EOD, TokenizerInfo, load_tokenizer, sample_part, sample_rate, text_bytes,
+                                 train_tokenizer)
 from tasks.tokenize.config import TokenizeConfig
 from tasks.tokenize.decontam import build_index, contaminated, scan_part
 from tasks.tokenize.shards import SPLITS, encode_part, heldout_docs, merge_shards
@@ -93,8 +95,12 @@ def _tokenizer(cfg: TokenizeConfig, parts: list[str], out: StageDir, rt: Runtime
         return TokenizerInfo(path=out.rel("tokenizer.json"), sha256=hashlib.sha256(blob).hexdigest(),
                              vocab_size=t.get_vocab_size(), eod=t.token_to_id(EOD), sample_docs=0, sample_chars=0,
                              loaded_from=cfg.tokenizer_path)
-    info = rt.cluster.map(train_tokenizer, [parts], vocab_size=cfg.vocab_size, sample_bytes=cfg.sample_bytes,
+    rate = sample_rate(rt.cluster.map(text_bytes, parts), cfg.sample_bytes)
+    samples = [out.path("_sample", f"part-{i:05d}.parquet") for i in range(len(parts))]
+    rt.cluster.map(sample_part, parts, samples, rate=rate, progress="tokenize: sample")
+    info = rt.cluster.map(train_tokenizer, [samples], vocab_size=cfg.vocab_size, sample_bytes=cfg.sample_bytes,
                           out_path=tok_uri)[0]
+    remove_tree(out.path("_sample"))
     return TokenizerInfo(path=out.rel("tokenizer.json"), sha256=info["sha256"], vocab_size=info["vocab_size"],
                          eod=info["eod"], sample_docs=info["sample_docs"], sample_chars=info["sample_chars"],
                          loaded_from="")
@@ -142,7 +148,8 @@ def run(cfg: TokenizeConfig, inputs: TokenizeInputs, out: StageDir, rt: Runtime)
     evalsets, exclude = _evalsets(cfg, parts, {m.id: m.domain for m in inputs.sources}, out, rt)
     names = [f"part-{i:05d}" for i in range(len(parts))]
     encoded = rt.cluster.map(encode_part, parts, names, tok_uri=out.at(tok.path), eod=tok.eod, vocab=tok.vocab_size,
-                             shards_uri=out.path("shards"), valid=cfg.valid_per_mille, test=cfg.test_per_mille,
+                             shards_uri=out.path("shards"), pieces_uri=out.path("_ledger"),
+                             valid=cfg.valid_per_mille, test=cfg.test_per_mille,
                              exclude=rt.cluster.share(exclude) if exclude else None,
                              rejects_uri=out.path("rejects", "eval_contamination"), progress="tokenize: encode")
     rejected = sum((Counter(p["rejected"]) for p in encoded), Counter())
@@ -154,23 +161,23 @@ def run(cfg: TokenizeConfig, inputs: TokenizeInputs, out: StageDir, rt: Runtime)
     rt.cluster.map(merge_shards, [[g["shard"] for g in groups[k]] for k in keys],
                    [out.path("datasets", f"{s}_{sp}") for s, sp in keys], vocab=tok.vocab_size)
     by_id = {m.id: m for m in inputs.sources}
-    datasets, index_rows = [], []
+    datasets = []
     for source, split in keys:
-        prefix, pos, n_tokens = out.rel("datasets", f"{source}_{split}"), 0, 0
-        for g in groups[(source, split)]:
-            for d, n in zip(g["doc_ids"], g["num_tokens"]):
-                index_rows.append((d, source, split, prefix, pos, n))
-                pos += 1
-                n_tokens += n
+        gs = groups[(source, split)]
         datasets.append(Dataset(
-            source_id=source, domain=by_id[source].domain, license=by_id[source].license, split=split, prefix=prefix,
-            num_docs=pos, num_tokens=n_tokens, num_words=sum(g["num_words"] for g in groups[(source, split)]),
-            max_token_id=max(max(g["max_token_id"] for g in groups[(source, split)]), tok.eod)))
+            source_id=source, domain=by_id[source].domain, license=by_id[source].license, split=split,
+            prefix=out.rel("datasets", f"{source}_{split}"), num_docs=sum(g["num_docs"] for g in gs),
+            num_tokens=sum(g["num_tokens"] for g in gs), num_words=sum(g["num_words"] for g in gs),
+            max_token_id=max(max(g["max_token_id"] for g in gs), tok.eod)))
     remove_tree(out.path("shards"))
-    doc_index = pd.DataFrame(index_rows, columns=["doc_id", "source_id", "split", "dataset", "position", "num_tokens"])
-    write_parquet(doc_index, out.path("doc_index.parquet"))
-    ledger = build_ledger(parts, out.path("doc_index.parquet"), inputs.curated.steps, out.path("ledger.parquet"),
-                          out.rel("ledger.parquet"), rt.cluster, rejected=exclude)
+    pieces = [out.path("_ledger", f"{n}.parquet") for n, e in zip(names, encoded) if e["groups"] or e["rejected"]]
+    written = rt.cluster.map(write_ledger, [pieces], datasets={f"{s}/{sp}": out.rel("datasets", f"{s}_{sp}")
+                                                              for s, sp in keys},
+                             steps=inputs.curated.steps, index_uri=out.path("doc_index.parquet"),
+                             ledger_uri=out.path("ledger.parquet"))[0]
+    remove_tree(out.path("_ledger"))
+    ledger = LedgerInfo(path=out.rel("ledger.parquet"), sha256=written["sha256"], rows=written["rows"],
+                        tokens_by_license=written["tokens_by_license"], tokens_by_source=written["tokens_by_source"])
     n_docs, n_rejected = sum(d.num_docs for d in datasets), sum(rejected.values())
     received = inputs.curated.counts.kept
     if n_docs + n_rejected != received or n_rejected != len(exclude):

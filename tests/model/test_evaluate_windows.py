@@ -3,7 +3,7 @@ and drawn, seeded, from anywhere in each source, not from its first documents.""
 import numpy as np
 import torch
 
-from model.evaluate import _windows
+from model.evaluate import _windows, token_stream
 
 
 def _dataset(path, n_tokens: int, value: int) -> str:
@@ -30,3 +30,14 @@ def test_windows_are_stratified_by_source_and_spread_over_each(tmp_path):
     assert [int(w[0]) for w in other[big]] != starts
     even = _windows([big, _dataset(tmp_path / "python_docs_test", 20_000, 3)], 128, 20, seed=3)
     assert sorted(len(w) for w in even.values()) == [10, 10]
+
+
+def test_the_held_out_split_is_memory_mapped_not_loaded(tmp_path):
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    prefix = _dataset(tmp_path / "shakespeare_test", 5_050, 1)
+    stream = token_stream(prefix)
+    ds = IndexedDataset(prefix)
+    assert isinstance(stream, np.memmap)
+    assert np.array_equal(stream, np.concatenate([ds[i] for i in range(len(ds))]))
+    assert len(token_stream(_dataset(tmp_path / "empty_test", 0, 1))) == 0

@@ -51,12 +51,14 @@ def test_partitions_on_dask_and_global_uniqueness(tmp_path):
     suite = load_suite_json(REPO / "data_contracts/expectations/curated.json", SUBS)
     cluster = Cluster(n_workers=1)
     try:
-        rep = validate_parts([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")], suite, cluster)
+        rep = validate_parts([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")], suite, cluster,
+                             str(tmp_path / "_unique"))
     finally:
         cluster.close()
     assert not rep.success and rep.rows == 5 and rep.partitions == 2
     uniq = next(r for r in rep.results if r.expectation == "global:unique")
-    assert uniq.unexpected_count == 2 and not uniq.success
+    assert uniq.unexpected_count == 2 and not uniq.success and sorted(uniq.sample) == [f"{i:032d}" for i in (0, 1)]
+    assert not (tmp_path / "_unique").exists()
     md = report_markdown(rep)
     assert "FAILED" in md and "global:unique" in md and "**FAIL**" in md
 

@@ -1,4 +1,6 @@
 """Tokenizer + megatron indexed datasets: round trip, EOD, split stability."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from megatron.core.datasets.indexed_dataset import IndexedDataset
@@ -65,7 +67,7 @@ def test_tiktoken_fast_path_gives_the_hf_ids_on_the_real_corpus(demo_corpus, tmp
 
     texts = [json.loads(line)["text"] for sid in ("shakespeare", "mitre_cwe", "python_docs")
              for line in gzip.open(demo_corpus / sid / "part-00000.jsonl.gz", "rt")]
-    pd.DataFrame({"doc_id": [str(i) for i in range(len(texts))], "text": texts}).to_parquet(tmp_path / "p.parquet")
+    pd.DataFrame({"u": np.linspace(0, 1, len(texts), endpoint=False), "text": texts}).to_parquet(tmp_path / "p.parquet")
     train_tokenizer([str(tmp_path / "p.parquet")], 2048, 10 ** 7, str(tmp_path / "tok.json"))
     tok = load_tokenizer(str(tmp_path / "tok.json"))
     fast = fast_encoder(tok)
@@ -73,3 +75,26 @@ def test_tiktoken_fast_path_gives_the_hf_ids_on_the_real_corpus(demo_corpus, tmp
     ids, engine = encode_texts(tok, texts, fast)
     assert engine == "tiktoken"
     assert ids == [e.ids for e in tok.encode_batch(texts)]  # every document, exactly
+
+
+def test_the_tokenizer_sample_is_drawn_per_partition_and_does_not_depend_on_the_partitioning(tmp_path):
+    from tasks.tokenize.bpe import sample_part, sample_rate, text_bytes
+
+    docs = pd.DataFrame({"doc_id": [f"d{i:05d}" for i in range(3000)], "text": [f"text number {i} " * 20 for i in range(3000)]})
+    picked = {}
+    for n in (1, 3, 7):
+        parts = []
+        for i, rows in enumerate(np.array_split(np.arange(len(docs)), n)):
+            chunk = docs.iloc[rows]
+            parts.append(str(tmp_path / f"{n}" / f"p{i}.parquet"))
+            Path(parts[-1]).parent.mkdir(exist_ok=True)
+            chunk.to_parquet(parts[-1])
+        sizes = [text_bytes(p) for p in parts]
+        assert sum(sizes) >= docs["text"].str.len().sum()  # the footer's count covers the text
+        assert 0.2 < sample_rate(sizes, 200_000) < 0.5
+        rate = 0.3  # the footer's byte count varies a little with the partitioning; the draw given a rate does not
+        got = sum(sample_part(p, str(tmp_path / f"{n}" / f"s{i}.parquet"), rate) for i, p in enumerate(parts))
+        picked[n] = sorted(pd.concat([pd.read_parquet(tmp_path / f"{n}" / f"s{i}.parquet") for i in range(n)])["text"])
+        assert 200_000 < got < 300_000
+    assert picked[1] == picked[3] == picked[7]
+    assert sample_rate([10, 20], 1000) == 1.0
