@@ -134,7 +134,8 @@ class Cluster:
     def share(self, obj):
         """Send `obj` to every worker once; pass the result as an argument of `map` instead of the object (which
         would be serialised into every task)."""
-        return self.client.scatter(obj, broadcast=True, hash=False)
+        [future] = self.client.scatter([obj], broadcast=True, hash=False)  # one object: a dict would be scattered
+        return future                                                        # as one future per key
 
     def map(self, fn, *iterables, progress: str = "", cost: list[float] | None = None,
             quarantine: Callable[[int, BaseException], Any] | None = None, **kwargs) -> list:

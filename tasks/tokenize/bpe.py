@@ -51,9 +51,9 @@ def sample_part(uri: str, out_uri: str, rate: float) -> int:
     """The partition's documents whose doc_id hashes below `rate`, with that hash, to `out_uri`; their bytes."""
     df = read_parquet(uri, columns=["doc_id", "text"])
     u = _unit(df["doc_id"])
-    picked = pd.DataFrame({"u": u[u < rate], "text": df["text"].to_numpy()[u < rate]})
-    write_parquet(picked, out_uri)
-    return int(picked["text"].str.len().sum())
+    texts = df["text"].to_numpy(dtype=object)[u < rate]
+    write_parquet(pd.DataFrame({"u": u[u < rate], "text": pd.Series(texts, dtype=object)}), out_uri)
+    return int(sum(len(t) for t in texts))
 
 
 def sample_rate(part_bytes: list[int], sample_bytes: int) -> float:
@@ -67,10 +67,10 @@ def train_tokenizer(samples: list[str], vocab_size: int, sample_bytes: int, out_
     taken in hash order (deterministic), so the worker holds the sample, not the corpus."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    frames = [read_parquet(p) for p in samples]
+    frames = [f for f in (read_parquet(p) for p in samples) if len(f)]
     docs = pd.concat(frames, ignore_index=True).sort_values("u", kind="stable") if frames else \
-        pd.DataFrame({"u": [], "text": []})
-    sizes = docs["text"].str.len().cumsum()
+        pd.DataFrame({"u": pd.Series([], dtype="float64"), "text": pd.Series([], dtype=object)})
+    sizes = docs["text"].map(len).cumsum()
     sample = docs["text"][sizes <= max(sample_bytes, int(sizes.iloc[0]) if len(sizes) else 0)]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -81,7 +81,7 @@ def train_tokenizer(samples: list[str], vocab_size: int, sample_bytes: int, out_
     blob = tok.to_str().encode()
     write_bytes_atomic(out_path, blob)
     return {"path": out_path, "sha256": hashlib.sha256(blob).hexdigest(), "vocab_size": tok.get_vocab_size(),
-            "eod": tok.token_to_id(EOD), "sample_docs": int(len(sample)), "sample_chars": int(sample.str.len().sum())}
+            "eod": tok.token_to_id(EOD), "sample_docs": int(len(sample)), "sample_chars": int(sample.map(len).sum())}
 
 
 def load_tokenizer(uri: str):

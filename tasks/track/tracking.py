@@ -327,16 +327,27 @@ def promote(tracking_uri: str, name: str, version: str, reason: str, by: str) ->
     import mlflow
 
     client = registry_client(tracking_uri)
-    client.get_model_version(name, version)  # fails clearly when there is no such version
+    target = client.get_model_version(name, version)  # fails clearly when there is no such version
+    if (target.tags or {}).get("keel.tainted") == "true":
+        raise ValueError(f"{name} version {version} is tainted (it saw data since forgotten: "
+                         f"{target.tags.get('keel.tainted_reason', 'keel forget')}); it cannot be champion")
     try:
         previous = str(client.get_model_version_by_alias(name, "champion").version)
     except Exception:  # no champion yet
         previous = ""
+    at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     tags = {"keel.promotion.decision": "champion", "keel.promotion.manual": "true", "keel.promotion.by": by,
-            "keel.promotion.reason": reason, "keel.promotion.at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "keel.promotion.previous_champion": previous}
+            "keel.promotion.reason": reason, "keel.promotion.at": at, "keel.promotion.previous_champion": previous,
+            # the automatic decision's tags, replaced: they no longer say why this version is champion
+            "keel.promotion.against": f"version {previous}" if previous else "manual decision",
+            "keel.promotion.reasons": f"manual decision by {by}: {reason}"}
     set_version_tags(tracking_uri, name, version, tags)
     client.set_registered_model_alias(name, "champion", version)
+    if previous and previous != str(version):
+        set_version_tags(tracking_uri, name, previous, {
+            "keel.promotion.decision": "not champion", "keel.promotion.replaced_by": str(version),
+            "keel.promotion.replaced_at": at,
+            "keel.promotion.reasons": f"replaced by version {version} in a manual decision by {by}: {reason}"})
     return {"name": name, "version": str(version), "previous_champion": previous or None, **tags}
 
 

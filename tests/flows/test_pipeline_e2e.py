@@ -112,7 +112,7 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     victim = sorted((tmp_path / "runs" / "curate" / first["stage_hashes"]["curate"] / "data").glob("*.parquet"))[0]
     victim.unlink()
     _touch(tree, "model/presets.py")
-    third = keel_pipeline(str(recipe), ["specialize.steps=3"])
+    third = keel_pipeline(str(recipe), ["specialize.steps=1", "specialize.lr=1e-7", "specialize.min_lr=1e-8"])
     assert [third["stage_status"][s] for s in data] == ["cached"] * 3 + ["completed"] + ["cached"] * 3, third["stage_status"]
     assert victim.exists() and third["stage_hashes"]["tokenize"] == first["stage_hashes"]["tokenize"]
     assert all(third["stage_status"][s] == "completed" for s in ["pretrain", "specialize", "evaluate", "register"])
@@ -120,6 +120,11 @@ def test_pipeline_end_to_end_then_cached_then_knob_change(tmp_path, demo_corpus,
     t3 = client.get_model_version(r.run.registered_model, third["version"]).tags  # champion-challenger
     assert t3["keel.promotion.against"] == (f"version {first['version']}" if "champion" in first["aliases"] else "base")
     assert ("champion" in third["aliases"]) == (t3["keel.promotion.decision"] == "champion")
+    # a deliberately weaker challenger (one step at a negligible learning rate) leaves champion where it is
+    assert "champion" in first["aliases"] and "champion" not in third["aliases"]
+    assert t3["keel.promotion.decision"] == "not champion"
+    assert t3["keel.promotion.reasons"].startswith(f"champion stays version {first['version']}")
+    assert str(client.get_model_version_by_alias(r.run.registered_model, "champion").version) == first["version"]
 
     # lineage: model -> sources, licences, tokens, ledger; data -> models
     from flows.cli import main as cli

@@ -22,4 +22,10 @@ def test_manual_promotion_moves_champion_and_records_who_why_when(tmp_path, caps
     tags = client.get_model_version("m", "2").tags
     assert tags["keel.promotion.manual"] == "true" and tags["keel.promotion.by"] == "alice"
     assert tags["keel.promotion.reason"] == "better on the audit set" and tags["keel.promotion.previous_champion"] == "1"
+    assert tags["keel.promotion.reasons"] == "manual decision by alice: better on the audit set"
+    old = client.get_model_version("m", "1").tags  # the replaced champion says so
+    assert old["keel.promotion.decision"] == "not champion" and old["keel.promotion.replaced_by"] == "2"
     assert main(["promote", "m", "2", "--reason", "  ", "--tracking-uri", uri]) == 2  # a reason is required
+    client.set_model_version_tag("m", "1", "keel.tainted", "true")
+    assert main(["promote", "m", "1", "--reason", "roll back", "--tracking-uri", uri]) == 2  # never a tainted one
+    assert str(client.get_model_version_by_alias("m", "champion").version) == "2"
