@@ -117,7 +117,7 @@ def cmd_forget(args) -> int:
     for line in moved:
         print(f"  {line}")
     if args.purge:
-        for line in forget.purge(root, gone):
+        for line in forget.purge(root, gone) + forget.purge_tracked(uri, gone):
             print(f"  purge: {line}")
     if args.no_run:
         return 0

@@ -74,16 +74,17 @@ def continuation_items(docs: list[HeldoutDoc], max_items: int, seed: int) -> lis
     for d, at in candidates[:max_items]:
         w = words[d.doc_id]
         gold = " ".join(w[at:at + SPAN_WORDS])
-        others = []
+        others, sources = [], [d.doc_id]
         for o in rng.sample([x for x in usable if x.doc_id != d.doc_id], CHOICES - 1):
             ow = words[o.doc_id]
             s = rng.randrange(0, len(ow) - SPAN_WORDS + 1)
             others.append(" ".join(ow[s:s + SPAN_WORDS]))
+            sources.append(o.doc_id)
         if len({gold, *others}) < CHOICES:
             continue
         choices, label = _shuffle_choices(gold, others, rng)
         items.append({"context": " ".join(w[at - CONTEXT_WORDS:at]), "choices": choices, "label": label,
-                      "doc_id": d.doc_id})
+                      "doc_id": d.doc_id, "sources": sources})
     return items
 
 
@@ -101,6 +102,9 @@ def name_items(docs: list[HeldoutDoc], max_items: int, seed: int) -> list[dict]:
     rng = random.Random(seed + 1)
     pairs = [(d, nd) for d in docs if (nd := _name_and_description(d.text))]
     names = sorted({nd[0] for _, nd in pairs})
+    named_by = {}
+    for d, (name, _) in pairs:
+        named_by.setdefault(name, d.doc_id)
     if len(names) < CHOICES:
         return []
     rng.shuffle(pairs)
@@ -108,7 +112,8 @@ def name_items(docs: list[HeldoutDoc], max_items: int, seed: int) -> list[dict]:
     for d, (name, description) in pairs[:max_items]:
         others = rng.sample([n for n in names if n != name], CHOICES - 1)
         choices, label = _shuffle_choices(name, others, rng)
-        items.append({"context": f"{description}\nName:", "choices": choices, "label": label, "doc_id": d.doc_id})
+        items.append({"context": f"{description}\nName:", "choices": choices, "label": label, "doc_id": d.doc_id,
+                      "sources": [d.doc_id, *(named_by[n] for n in others)]})
     return items
 
 

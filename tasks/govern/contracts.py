@@ -9,6 +9,7 @@ stops everything downstream (the one place where a failed contract becomes an er
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,17 @@ def _batch_definition():
     return _BATCH
 
 
+CONTENT_COLUMNS = ("text", "url")
+"""Columns whose values are documents' content: a report names them by hash, never by value (reports reach MLflow
+and Prefect, where `keel forget --purge` cannot reach, and a failed PII expectation's value is the PII)."""
+
+
+def _shown(column, value) -> str:
+    if column in CONTENT_COLUMNS:
+        return "sha256:" + hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return str(value)[:200]
+
+
 def validate_frame(df: pd.DataFrame, suite_json: dict) -> dict:
     """Validate one frame; returns {success, rows, results:[{expectation, success, unexpected_count, sample}]}."""
     import great_expectations as gx
@@ -145,7 +157,7 @@ def validate_frame(df: pd.DataFrame, suite_json: dict) -> dict:
         kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
         if isinstance(kwargs.get("value_set"), list) and len(kwargs["value_set"]) > 8:
             kwargs["value_set"] = kwargs["value_set"][:8] + ["..."]
-        sample = [str(x)[:200] for x in (r.result.get("partial_unexpected_list") or [])[:5]]
+        sample = [_shown(kwargs.get("column"), x) for x in (r.result.get("partial_unexpected_list") or [])[:5]]
         results.append({"expectation": cfg.type, "kwargs": kwargs, "success": bool(r.success),
                         "unexpected_count": int(r.result.get("unexpected_count") or 0), "sample": sample})
     return {"success": bool(res.success), "rows": len(df), "results": results}

@@ -161,8 +161,14 @@ def purge(root: str, f: Forgotten) -> list[str]:
     return changed
 
 
+def item_sources(item: dict) -> set[str]:
+    """The documents a task item's text was taken from."""
+    return {item.get("doc_id"), *item.get("sources", ())} - {None}
+
+
 def _purge_task_items(root: str, f: Forgotten) -> list[str]:
-    """Downstream task items (JSONL with a doc_id) drawn from a forgotten held-out document."""
+    """Downstream task items (JSONL with a doc_id) whose text comes from a forgotten held-out document: as the item's
+    own passage or as one of its wrong choices (`sources`)."""
     import json
 
     fs, path = url_to_fs(root)
@@ -173,9 +179,47 @@ def _purge_task_items(root: str, f: Forgotten) -> list[str]:
         if not p.endswith(".jsonl"):
             continue
         lines = fs.cat_file(p).decode().splitlines(keepends=True)
-        keep = [x for x in lines if json.loads(x).get("doc_id") not in f.doc_ids]
+        keep = [x for x in lines if not item_sources(json.loads(x)) & f.doc_ids]
         if len(keep) != len(lines):
             with fs.open(p, "wb") as fh:
                 fh.write("".join(keep).encode())
             out.append(f"removed {len(lines) - len(keep)} task items from {p}")
+    return out
+
+
+TRACKED_TASK_FOLDER = "evalsets"
+"""Where the tokenize stage's MLflow run keeps its task items (flows/publish.py)."""
+
+
+def purge_tracked(tracking_uri: str, f: Forgotten) -> list[str]:
+    """The task items logged to MLflow (every run's `evalsets/*.jsonl`) without those taken from a forgotten
+    document: each such file is rewritten in place in the run's artifact store."""
+    import json
+    import tempfile
+
+    from tasks.track.tracking import registry_client
+
+    client = registry_client(tracking_uri)
+    out = []
+    for exp in client.search_experiments():
+        token = None
+        while True:
+            runs = client.search_runs([exp.experiment_id], max_results=500, page_token=token)
+            for run in runs:
+                rid = run.info.run_id
+                for art in client.list_artifacts(rid, TRACKED_TASK_FOLDER):
+                    if not art.path.endswith(".jsonl"):
+                        continue
+                    with tempfile.TemporaryDirectory() as tmp:
+                        local = Path(client.download_artifacts(rid, art.path, tmp))
+                        lines = local.read_text().splitlines(keepends=True)
+                        keep = [x for x in lines if not item_sources(json.loads(x)) & f.doc_ids]
+                        if len(keep) == len(lines):
+                            continue
+                        local.write_text("".join(keep))
+                        client.log_artifact(rid, str(local), TRACKED_TASK_FOLDER)
+                    out.append(f"removed {len(lines) - len(keep)} task items from MLflow run {rid}: {art.path}")
+            token = runs.token
+            if not token:
+                break
     return out

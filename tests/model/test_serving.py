@@ -70,6 +70,7 @@ def test_logged_model_takes_its_params_and_returns_what_they_ask(tmp_path, capfd
                                "PYTHONPATH": str(_serving.parents[1])})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().startswith("['")
+    assert "warning" not in proc.stderr.lower(), proc.stderr[-2000:]  # the README's call, as a user sees it
     schema = {p.name: p.dtype.name for p in lm.metadata.get_params_schema().params}
     assert schema == {"max_new_tokens": "long", "temperature": "double", "top_p": "double", "seed": "long",
                       "stop": "string"}

@@ -210,3 +210,46 @@ def test_mfu_benchmark_skips_cleanly_without_a_gpu():
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["skipped"] is True and out["preset"] == "1.3b" and out["mfu"] is None
+
+
+def test_a_trained_llama_style_model_exports_and_loads_with_plain_transformers(tmp_path, shards):
+    """RoPE, RMSNorm, SwiGLU, grouped-query attention, untied embeddings: trained, scored and exported by the
+    evaluate entry point, then loaded with AutoModelForCausalLM / AutoTokenizer alone."""
+    import hashlib
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from model.job import EvalJob, EvalOutput, TrainJob
+
+    over = {"position_embedding": "rope", "normalization": "RMSNorm", "swiglu": True, "tie_embeddings": False,
+            "num_query_groups": 2}
+    cfg = _config(tmp_path, "llama", shards, steps=3, spec_over=over)
+    _run(cfg, 1)
+    words = ["<|endoftext|>", "a", "buffer", "overflow", "occurs", "when"] + [f"w{i}" for i in range(250)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<|endoftext|>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    train = TrainJob.read(cfg)
+    out = json.loads(Path(train.result_path).read_text())
+    job = EvalJob(spec=train.spec, checkpoint=out["checkpoint"], checkpoint_manifest="",
+                  tokenizer=str(tmp_path / "tokenizer.json"),
+                  tokenizer_sha256=hashlib.sha256((tmp_path / "tokenizer.json").read_bytes()).hexdigest(),
+                  groups={"general": [shards[0]], "domain": [shards[1]]}, max_sequences=4, eod=0,
+                  hf_dir=str(tmp_path / "hf"), prompts=["a buffer overflow occurs when"], max_new_tokens=3, seed=0,
+                  result_path=str(tmp_path / "eval.json"), tasks_dir="", task_names=[])
+    write(job, tmp_path / "eval_job.json")
+    proc = subprocess.run([sys.executable, "-m", "model.evaluate", "--config", str(tmp_path / "eval_job.json")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = EvalOutput.read(tmp_path / "eval.json")
+    assert res.max_abs_logit_diff <= 1e-4 and res.groups["domain"].ppl
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf"))
+    assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_key_value_heads == 2
+    assert not model.config.tie_word_embeddings
+    hf_tok = AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+    ids = hf_tok("a buffer overflow occurs when")["input_ids"]
+    assert ids == tok.encode("a buffer overflow occurs when").ids == [1, 2, 3, 4, 5]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits
+    assert logits.shape == (1, 5, model.config.vocab_size) and torch.isfinite(logits).all()

@@ -29,6 +29,9 @@ def test_items_hold_the_true_answer_at_the_label_and_distractors_from_other_docu
         for it in items:
             gold = it["choices"][it["label"]]
             own = " ".join(text[it["doc_id"]].split())
+            assert it["sources"][0] == it["doc_id"] and len(set(it["sources"])) == CHOICES
+            for i, c in enumerate(it["choices"]):  # every choice's text names the document it came from
+                assert any(c in " ".join(text[d].split()) for d in it["sources"]), (c, it["sources"])
             if kind == "continuation":
                 assert f"{it['context']} {gold}" in own  # the passage and its true continuation
                 assert all(c not in own for i, c in enumerate(it["choices"]) if i != it["label"])

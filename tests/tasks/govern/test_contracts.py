@@ -34,6 +34,9 @@ def test_curated_suite_passes_clean_data_and_names_each_violation():
                       ("expect_column_values_to_be_in_set", "license", 1),
                       ("expect_column_values_to_not_match_regex", "text", 1),  # email
                       ("expect_column_values_to_not_match_regex", "text", 1)]  # US SSN
+    shown = json.dumps([r["sample"] for r in res["results"]])  # reports reach MLflow and Prefect: no content, no PII
+    assert "a@b.org" not in shown and "123-45-6789" not in shown and shown.count("sha256:") == 2
+    assert "GPL-3.0-only" in shown  # other columns keep their values
 
 
 def test_unknown_substitution_is_a_clear_error(tmp_path):

@@ -1,6 +1,7 @@
 """`keel forget` beyond the opt-out file: the document's copies and near-duplicate cluster, aliases moved off
 tainted versions, and the purge of its text from the output root."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -34,7 +35,10 @@ def root(tmp_path):
     _write(r / "tokenize/t2/ledger.parquet", [{"doc_id": "B", "split": "train"}])
     (r / "tokenize/t2/evalsets").mkdir(parents=True)
     (r / "tokenize/t2/evalsets/keel_x_name.jsonl").write_text(
-        json.dumps({"context": "secret", "doc_id": "N"}) + "\n" + json.dumps({"context": "other", "doc_id": "B"}) + "\n")
+        json.dumps({"context": "secret", "doc_id": "N"}) + "\n" + json.dumps({"context": "other", "doc_id": "B"}) + "\n"
+        # a wrong choice taken from a forgotten document
+        + json.dumps({"context": "x", "choices": ["secret text span"], "doc_id": "B", "sources": ["B", "A2"]}) + "\n"
+        + json.dumps({"context": "y", "choices": ["kept"], "doc_id": "B", "sources": ["B"]}) + "\n")
     return r
 
 
@@ -57,7 +61,7 @@ def test_purge_removes_the_text_everywhere_and_keeps_ids_in_rejects(root):
     assert (root / "tokenize/t1/ledger.parquet").exists()  # ids and hashes: lineage still answers
     assert (root / "tokenize/t2/ledger.parquet").exists()
     items = (root / "tokenize/t2/evalsets/keel_x_name.jsonl").read_text().splitlines()
-    assert [json.loads(x)["doc_id"] for x in items] == ["B"]
+    assert [json.loads(x)["context"] for x in items] == ["other", "y"]
     for p in root.rglob("*"):
         if p.is_file():
             assert b"secret text" not in p.read_bytes(), p
@@ -85,3 +89,23 @@ def test_aliases_leave_tainted_versions(tmp_path):
 
     flags = {v["version"]: v["tainted"] for v in list_models(uri)[0]["versions"]}
     assert flags == {"4": True, "3": True, "2": False, "1": True}
+
+
+def test_purge_reaches_the_task_items_logged_to_mlflow(tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("e", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(exp)
+    items = tmp_path / "keel_x_continuation.jsonl"
+    items.write_text(json.dumps({"context": "secret text", "doc_id": "A"}) + "\n"
+                     + json.dumps({"context": "x", "choices": ["secret text span"], "doc_id": "B", "sources": ["B", "N"]})
+                     + "\n" + json.dumps({"context": "kept", "doc_id": "B", "sources": ["B"]}) + "\n")
+    client.log_artifact(run.info.run_id, str(items), "evalsets")
+    client.set_terminated(run.info.run_id)
+    changed = forget.purge_tracked(uri, forget.Forgotten(doc_ids={"A", "N"}))
+    assert len(changed) == 1 and "2 task items" in changed[0]
+    back = Path(client.download_artifacts(run.info.run_id, "evalsets/keel_x_continuation.jsonl", str(tmp_path / "d")))
+    assert [json.loads(x)["context"] for x in back.read_text().splitlines()] == ["kept"]
+    assert forget.purge_tracked(uri, forget.Forgotten(doc_ids={"A", "N"})) == []  # nothing left to purge
