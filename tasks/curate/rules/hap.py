@@ -16,10 +16,8 @@ A score of 1.0 is rejected at every threshold: the word list and the patterns ac
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +155,21 @@ def sentences(text: str) -> list[str]:
     return [s for s in (x.strip() for x in _SENTENCE.split(text)) if s][:MAX_SENTENCES] or [""]
 
 
+_SEP_WORD = "qqkeelsentencebreakqq"  # hap_model's separator word, which no line may hold
+
+
+def sentence_lines(low: str) -> tuple[str, int]:
+    """The sentences of lower-cased text one a line, and how many: a line ends at a newline or after . ! ? and a
+    space, as `sentences` splits, by plain replacement (no per-sentence string; blank lines score nothing)."""
+    x = low.strip().replace(". ", ".\n").replace("! ", "!\n").replace("? ", "?\n").replace("\r", "\n")
+    if _SEP_WORD in x:
+        x = x.replace(_SEP_WORD, " ")
+    n = x.count("\n") + 1
+    if n > MAX_SENTENCES:
+        x, n = "\n".join(x.split("\n", MAX_SENTENCES)[:MAX_SENTENCES]), MAX_SENTENCES
+    return x, n
+
+
 def _anchor(need: tuple[frozenset[str], ...]) -> int:
     """Which of a pattern's word sets to look for first: the one of longest words (the rarest in text)."""
     return max(range(len(need)), key=lambda j: sum(map(len, need[j])) / len(need[j]))
@@ -165,15 +178,18 @@ def _anchor(need: tuple[frozenset[str], ...]) -> int:
 _ANCHORS = [_anchor(need) for need, _ in _PATTERNS]
 
 
-def _sentences_with(low: str, starts: list[int], words) -> list[int]:
-    """Indices of the sentences (starting at `starts` in `low`) whose text contains one of `words`."""
-    found = set()
+def _sentences_with(low: str, words) -> list[str]:
+    """The lines (sentences) of `low` that contain one of `words`, in order, each once."""
+    found = {}
     for w in words:
         i = low.find(w)
-        while i >= 0:
-            found.add(bisect_right(starts, i) - 1)
-            i = low.find(w, i + len(w))
-    return sorted(found)
+        while i >= 0:  # each line scanned once per word: the search goes on after the line of a hit
+            start = low.rfind("\n", 0, i) + 1
+            end = low.find("\n", i)
+            end = len(low) if end < 0 else end
+            found.setdefault(start, low[start:end])
+            i = low.find(w, end)
+    return [found[k] for k in sorted(found)]
 
 
 _NOT_AZ = bytes(c if ord("a") <= c <= ord("z") else ord(" ") for c in range(256))
@@ -186,37 +202,30 @@ def _words_of(low: str) -> set[str]:
     return set(_WORD.findall(low))
 
 
-def rule_scores(per_doc: list[list[str]], words_path: str = str(DEFAULT_WORDS)) -> np.ndarray:
-    """Per document (its sentences): 1.0 when a sentence has an `[always]` word, a directed insult or a hate/abuse
-    pattern, else 0.0. Set lookups first: a pattern is only tried on documents holding a word from each of its
-    word sets, and there only on the sentences containing one of the words of its rarest set (a substring search
-    over the document), so that most text never reaches a regex."""
+def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS)) -> np.ndarray:
+    """Per lower-cased document (its sentences one a line: `sentence_lines`): 1.0 when a sentence has an `[always]`
+    word, a directed insult or a hate/abuse pattern, else 0.0. Set lookups first: a pattern is only tried on
+    documents holding a word from each of its word sets, and there only on the sentences containing one of the words
+    of its rarest set (a substring search over the document), so that most text never reaches a regex."""
     always, directed_words, directed = _lists(words_path)
     targets = _YOU_W | _GROUP_W | {"people"}
     checks = [(need, p, need[a]) for (need, p), a in zip(_PATTERNS, _ANCHORS)]
     if directed is not None:
         checks.append(((directed_words, targets), directed, directed_words))
-    out = np.zeros(len(per_doc))
-    for i, doc in enumerate(per_doc):
-        low = "\n".join(doc).lower()
+    relevant = frozenset().union(*(n for need, _, _ in checks for n in need))
+    out = np.zeros(len(docs))
+    for i, low in enumerate(docs):
         words = _words_of(low)
-        if always.intersection(words):
+        if not always.isdisjoint(words):
             out[i] = 1.0
             continue
-        possible = [(need, p, words.intersection(anchor)) for need, p, anchor in checks
-                    if all(words.intersection(n) for n in need)]
+        hit = relevant.intersection(words)  # a handful of words: the checks below look at these only
+        possible = [(need, p, hit.intersection(anchor)) for need, p, anchor in checks
+                    if all(not hit.isdisjoint(n) for n in need)]
         if not possible:
             continue
-        if not low.isascii():  # lower() may change a string's length: offsets from the lower-cased sentences
-            lows = [s.lower() for s in doc]
-            low = "\n".join(lows)
-        else:
-            lows = doc
-        starts = list(accumulate((len(s) + 1 for s in lows[:-1]), initial=0))
-        ends = [start + len(s) for start, s in zip(starts, lows)]
         for need, p, present in possible:
-            for j in _sentences_with(low, starts, present):
-                sentence = low[starts[j]:ends[j]]
+            for sentence in _sentences_with(low, present):
                 sw = set(_WORD.findall(sentence))
                 if all(sw.intersection(n) for n in need) and p.search(sentence):
                     out[i] = 1.0
@@ -229,16 +238,25 @@ def rule_scores(per_doc: list[list[str]], words_path: str = str(DEFAULT_WORDS)) 
 def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS)) -> np.ndarray:
     """Score in [0, 1] per text: the maximum over its sentences of the classifier probability, the word list and
     the hate/abuse patterns."""
-    from tasks.curate.rules.hap_model import predict_prob
+    from tasks.curate.rules.hap_model import predict_lines
 
     if not texts:
         return np.zeros(0)
     # a soft hyphen or zero-width joiner must not hide a word (ASCII text holds none)
-    texts = [t if t.isascii() else strip_invisible(t) for t in texts]
-    per_doc = [sentences(t) for t in texts]
-    flat = [s for doc in per_doc for s in doc]
-    bounds = np.cumsum([0] + [len(d) for d in per_doc])
-    return np.maximum(np.maximum.reduceat(predict_prob(flat), bounds[:-1]), rule_scores(per_doc, words_path))
+    texts = [t.lower() if t.isascii() else strip_invisible(t).lower() for t in texts]
+    docs, counts = zip(*map(sentence_lines, texts))
+    counts = np.array(counts)
+    per_sentence = np.empty(int(counts.sum()))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ascii_ = np.array([d.isascii() for d in docs])
+    for group in (ascii_, ~ascii_):  # the ASCII documents in one fast batch, the others in another
+        idx = np.flatnonzero(group)
+        if len(idx):
+            probs = predict_lines("\n".join(docs[i] for i in idx), int(counts[idx].sum()))
+            at = np.concatenate([[0], np.cumsum(counts[idx])[:-1]])
+            for i, a in zip(idx, at):
+                per_sentence[starts[i]:starts[i] + counts[i]] = probs[a:a + counts[i]]
+    return np.maximum(np.maximum.reduceat(per_sentence, starts), rule_scores(list(docs), words_path))
 
 
 def hap(df: pd.DataFrame, cfg: HapConfig) -> StepResult:

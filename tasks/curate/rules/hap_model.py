@@ -69,6 +69,27 @@ def predict_prob(sentences: list[str]) -> np.ndarray:
     return out
 
 
+def predict_lines(low: str, n: int) -> np.ndarray:
+    """`predict_prob` of the `n` lines of lower-cased `low` (sentences joined by "\\n", none holding the separator
+    word), in one string, so no per-sentence string is built; a line without a single token (blank, punctuation)
+    scores 0, not the package's score of an empty sentence (it holds nothing to judge)."""
+    if n == 0:
+        return np.zeros(0)
+    m = model()
+    spaced = low.replace("\n", f" {_SEP} ")
+    if low.isascii():
+        tokens = spaced.encode("ascii").translate(_ASCII_WORD).split()
+        ids = np.fromiter(map(m.vocabulary_bytes.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+    else:
+        tokens = [t for t in m.nonword.split(spaced) if t]
+        ids = np.fromiter(map(m.vocabulary.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+    p = _decide(m, ids, n)
+    is_sep = ids == len(m.idf)
+    words = np.bincount(np.cumsum(is_sep)[~is_sep], minlength=n)
+    p[words[:n] == 0] = 0.0
+    return p
+
+
 _ASCII_WORD = bytes(c if chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(128)) + b" " * 128
 
 
