@@ -121,8 +121,40 @@ def without_optout_text(rejects: pd.DataFrame) -> pd.DataFrame:
     return rejects
 
 
+SUB_BATCH = 512
+"""Documents taken through the whole chain of rules at a time: the rules of a sub-batch meet the same texts, so a
+document's words are split once for all of them (tasks/curate/text.py `doc_words`), in bounded memory."""
+
+
 def _apply_rules(df: pd.DataFrame, cfg: CurateConfig, policy: DocumentPolicy):
-    """The partition-local rules and the dedup keys: pure computation (run in a child process)."""
+    """The partition-local rules, a sub-batch at a time, and the dedup keys: pure computation (run in a child
+    process)."""
+    stats: list[dict] = []
+    dropped: dict[str, list[pd.DataFrame]] = {}
+    kept = []
+    for i in range(0, max(len(df), 1), SUB_BATCH):
+        part_stats, part_dropped, survivors = _apply_chain(df.iloc[i:i + SUB_BATCH].reset_index(drop=True), cfg, policy)
+        stats = part_stats if not stats else [_add(a, b) for a, b in zip(stats, part_stats)]
+        for step, frame in part_dropped:
+            dropped.setdefault(step, []).append(frame)
+        kept.append(survivors)
+    kept = [k for k in kept if len(k)] or kept[:1]  # an emptied sub-batch may lack a rule's signal columns
+    df = pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0]
+    df = df.assign(dedup_key=[dedup_key(t) for t in df["text"]])
+    d = cfg.dedup
+    if d.near:
+        keys = band_keys(signatures(df["text"].tolist(), d.ngram, d.bands * d.rows), d.bands, d.rows)
+        df = df.assign(**{c: keys[:, i] for i, c in enumerate(band_columns(d))})
+    return stats, [(step, pd.concat(frames, ignore_index=True)) for step, frames in dropped.items()], df
+
+
+def _add(a: dict, b: dict) -> dict:
+    return {"step": a["step"], "in": a["in"] + b["in"], "kept": a["kept"] + b["kept"],
+            "bytes_in": a["bytes_in"] + b["bytes_in"], "rejected": dict(Counter(a["rejected"]) + Counter(b["rejected"]))}
+
+
+def _apply_chain(df: pd.DataFrame, cfg: CurateConfig, policy: DocumentPolicy):
+    """The rules of `[curate].steps` in order over one sub-batch: per-step stats, rejects, survivors."""
     stats, dropped = [], []
     for step in cfg.steps:
         rule, source = RULES[step]
@@ -134,11 +166,6 @@ def _apply_rules(df: pd.DataFrame, cfg: CurateConfig, policy: DocumentPolicy):
             gone = out[~res.keep].assign(reject_step=step, reject_reason=reasons[~res.keep].astype(str))
             dropped.append((step, without_optout_text(gone)))
         df = out[res.keep].reset_index(drop=True)
-    df = df.assign(dedup_key=[dedup_key(t) for t in df["text"]])
-    d = cfg.dedup
-    if d.near:
-        keys = band_keys(signatures(df["text"].tolist(), d.ngram, d.bands * d.rows), d.bands, d.rows)
-        df = df.assign(**{c: keys[:, i] for i, c in enumerate(band_columns(d))})
     return stats, dropped, df
 
 

@@ -51,6 +51,33 @@ def _spacy():
 
 
 _chunks: dict[str, list[str]] = {}
+_words: dict[str, list[str]] = {}
+_words_held = 0
+WORDS_HELD_MAX = 1_000_000
+"""Words of recent documents kept for the rules that follow (Gopher quality and repetition and FineWeb all need a
+document's words; the curate stage runs its rules over a sub-batch at a time, so they meet the same texts)."""
+
+
+def doc_words(text: str) -> list[str]:
+    """`split_words(text)`, computed once for the rules of a sub-batch (a bounded per-process cache, keyed by the
+    text itself: a rule that changed the text looks up the new text)."""
+    global _words_held
+    got = _words.get(text)
+    if got is None:
+        got = split_words(text)
+        if _words_held + len(got) > WORDS_HELD_MAX:
+            _words.clear()
+            _words_held = 0
+        _words[text] = got
+        _words_held += len(got)
+    return got
+
+
+def forget_words() -> None:
+    """Empty the cache of `doc_words` (benchmarks timing one rule alone)."""
+    global _words_held
+    _words.clear()
+    _words_held = 0
 
 
 def split_words(text: str) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tasks.curate.step import StepResult, result
-from tasks.curate.text import duplicates, split_words
+from tasks.curate.text import doc_words, duplicates
 
 STOP_CHARS = (".", "!", "?", "。", "！", "？", "．", "؟", "।", "॥", "‼", "⁇", "⁈", "⁉")  # terminal punctuation
 
@@ -38,7 +38,7 @@ def fineweb_quality(df: pd.DataFrame, cfg: FineWebQualityConfig) -> StepResult:
             reasons.append("short_line_ratio")
         elif duplicates(lines)[1] / max(len(text.replace("\n", "")), 1) > cfg.char_dup_ratio:
             reasons.append("char_dup_ratio")
-        elif text.count("\n") / max(len(split_words(text)), 1) > cfg.new_line_ratio:
+        elif text.count("\n") / max(len(doc_words(text)), 1) > cfg.new_line_ratio:
             reasons.append("list_ratio")
         else:
             reasons.append(None)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.curate.step import StepResult, result
-from tasks.curate.text import PUNCTUATION, split_words
+from tasks.curate.text import PUNCTUATION, doc_words
 
 STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])  # Gopher
 
@@ -34,7 +34,7 @@ class GopherQualityConfig:
 def gopher_quality(df: pd.DataFrame, cfg: GopherQualityConfig) -> StepResult:
     reasons, n_words_col, avg_len_col = [], [], []
     for text in df["text"]:
-        words = split_words(text)
+        words = doc_words(text)
         n = max(len(words), 1)
         counts = Counter(words)
         nc = chars = alpha = 0

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.curate.step import StepResult, result
-from tasks.curate.text import duplicates, split_words
+from tasks.curate.text import doc_words, duplicates
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def repetition_reason(text: str, cfg: GopherRepetitionConfig) -> tuple[str | Non
         return "dup_line_frac", line_frac
     if chars / size > 0.2:
         return "dup_line_char_frac", line_frac
-    words = split_words(text)
+    words = doc_words(text)
     if len(words) < 2:
         return None, line_frac
     codes, uniques = pd.factorize(np.array(words, dtype=object), sort=False)
