@@ -40,7 +40,7 @@ slurm:
 	  echo "Slurm could not be installed: the Slurm launcher tests will be skipped"; }
 
 test: venv browser slurm
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
 clean:
 	rm -rf .keel

@@ -12,8 +12,18 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+SHARED = {"slurm": "slurm", "long_run_data": "slurm", "stack": "stack"}
+"""Fixtures whose tests run in one pytest-xdist worker (`--dist loadgroup`): one Slurm controller per machine, and
+the session's prepared output root or the module's server stack built once."""
+
+
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests run only where torch sees a CUDA device; elsewhere they are skipped with the reason."""
+    """`gpu` tests run only where torch sees a CUDA device; elsewhere they are skipped with the reason. Tests that
+    share an expensive or machine-wide fixture are kept on one xdist worker."""
+    for item in items:
+        group = next((g for f, g in SHARED.items() if f in getattr(item, "fixturenames", ())), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return
