@@ -16,8 +16,6 @@ under <home>/stack/. Every service starts with umask 077: its databases and logs
 """
 from __future__ import annotations
 
-import base64
-import contextlib
 import ipaddress
 import json
 import os
@@ -32,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from flows.credentials import private_dir, read_credentials, stack_credentials, tighten, tls_files
+from flows.stack_mlflow import basic_auth as _basic
+from flows.stack_mlflow import cheap_password_checks, provision_runner, write_auth_config
 
 
 class StackError(RuntimeError):
@@ -75,10 +75,6 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _basic(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def _healthy(url: str, host: str, port: int, auth: str = "") -> bool:
@@ -178,76 +174,6 @@ def plan_services(home: Path, host: str, ports: dict[str, int], dask: bool, dask
     return out
 
 
-def _write_auth_config(home: Path, creds: dict) -> None:
-    """MLflow's basic-auth config: admin account, permissions database (0600 before MLflow first opens it)."""
-    sd = stack_dir(home)
-    db = home / "mlflow-auth.db"
-    if not db.exists():
-        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))  # SQLite takes an empty file as a new database
-    tighten(db)
-    admin = creds["mlflow_admin"]
-    from flows.credentials import write_private
-
-    write_private(sd / "mlflow-auth.ini",
-                  "[mlflow]\ndefault_permission = READ\n"
-                  f"database_uri = sqlite:///{db}\n"
-                  f"admin_username = {admin['username']}\nadmin_password = {admin['password']}\n"
-                  "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-
-
-def _mlflow_api(url: str, path: str, auth: str, body: dict | None = None, method: str = "") -> tuple[int, dict]:
-    req = urllib.request.Request(url + path, data=json.dumps(body).encode() if body is not None else None,
-                                 method=method or ("POST" if body is not None else "GET"),
-                                 headers={"Authorization": auth, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}") if e.headers.get_content_type() == "application/json" else {}
-
-
-def _provision_runner(url: str, creds: dict) -> None:
-    """The non-admin account runs use: created (or its password reset) by the admin, and given MANAGE on the
-    experiments and registered models that exist already (a store that predates auth, or a renamed account)."""
-    admin = _basic(**creds["mlflow_admin"])
-    runner = creds["mlflow_runner"]
-    code, body = _mlflow_api(url, "/api/2.0/mlflow/users/create", admin, runner)
-    if code != 200:
-        code, body = _mlflow_api(url, "/api/2.0/mlflow/users/update-password", admin, runner, method="PATCH")
-        if code != 200:
-            raise StackError(f"MLflow: could not create or update the {runner['username']} account ({code} {body})")
-    token = ""
-    while True:
-        code, page = _mlflow_api(url, "/api/2.0/mlflow/experiments/search", admin,
-                                 {"max_results": 1000, **({"page_token": token} if token else {})})
-        for e in page.get("experiments", []):
-            _mlflow_api(url, "/api/2.0/mlflow/experiments/permissions/create", admin,
-                        {"experiment_id": e["experiment_id"], "username": runner["username"], "permission": "MANAGE"})
-        token = page.get("next_page_token", "")
-        if not token:
-            break
-    code, page = _mlflow_api(url, "/api/2.0/mlflow/registered-models/search?max_results=1000", admin)
-    for m in page.get("registered_models", []):
-        _mlflow_api(url, "/api/2.0/mlflow/registered-models/permissions/create", admin,
-                    {"name": m["name"], "username": runner["username"], "permission": "MANAGE"})
-
-
-def _cheap_password_checks(db: Path, creds: dict) -> None:
-    """MLflow checks the password of every request against its stored hash, made with werkzeug's default (scrypt,
-    about 0.1 s of CPU): a run makes hundreds of requests, and they doubled the time of a run against the stack.
-    keel's passwords are 32 random bytes, out of reach of guessing at any hashing cost, so their hashes are
-    re-made as salted PBKDF2-SHA256 with 1,000 rounds (about 1 ms); the plain password is still never stored."""
-    import sqlite3
-
-    from werkzeug.security import generate_password_hash
-
-    with contextlib.closing(sqlite3.connect(db)) as con, con:
-        for account in (creds["mlflow_admin"], creds["mlflow_runner"]):
-            con.execute("UPDATE users SET password_hash = ? WHERE username = ?",
-                        (generate_password_hash(account["password"], method="pbkdf2:sha256:1000"), account["username"]))
-    tighten(db)
-
-
 def read_state(home: str | Path) -> dict:
     f = stack_dir(home) / "stack.json"
     return json.loads(f.read_text()) if f.is_file() else {}
@@ -288,7 +214,7 @@ def up(home: str | Path = ".keel", host: str = "127.0.0.1", ports: dict | None =
             f"port {p} on {h} (for {n}) is already in use" for n, p, h in taken) +
             ". Stop what uses it, or pick other ports (e.g. --prefect-port / --mlflow-port).")
     if creds:
-        _write_auth_config(home, creds)
+        write_auth_config(home, stack_dir(home), creds)
     started = {}
     try:
         for s in services:
@@ -318,8 +244,8 @@ def up(home: str | Path = ".keel", host: str = "127.0.0.1", ports: dict | None =
                     raise StackError(f"{s.name} not healthy after {timeout_s:.0f} s; see {started[s.name]['log']}")
                 time.sleep(0.5)
             if creds and s.name == "mlflow":
-                _provision_runner(s.url, creds)
-                _cheap_password_checks(home / "mlflow-auth.db", creds)
+                provision_runner(s.url, creds)
+                cheap_password_checks(home / "mlflow-auth.db", creds)
             log(f"  {s.name:<15} up   {s.url or '(workers)'}   pid {started[s.name]['pid']}")
         tighten(home / "mlflow.db", home / "mlflow-auth.db", home / "prefect" / "prefect.db")
     except BaseException:

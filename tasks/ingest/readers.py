@@ -16,59 +16,20 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-import zlib
-from dataclasses import dataclass
 from typing import Iterator
 
 import pandas as pd
-import zstandard
 
 from tasks.core.storage import url_to_fs
 from tasks.govern.legal import SourceData
+from tasks.ingest.streams import BOM, Counted, Limits, Unreadable, blocks, lines  # noqa: F401 (Limits: re-exported)
 
 DOC_COLUMNS = ["doc_id", "source_id", "domain", "license", "native_id", "text", "url", "origin_file", "content_sha256"]
 REJECT_COLUMNS = ["source_id", "origin_file", "record", "raw", "reject_step", "reject_reason"]
 RAW_KEEP = 2000  # characters of a malformed record kept for inspection
 SUFFIXES = {"jsonl": (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson"),
             "parquet": (".parquet",), "text": (".txt", ".md"), "warc": (".warc", ".warc.gz")}
-BLOCK = 1 << 20
-ZSTD_INPUT = 16 << 10
-BOM = b"\xef\xbb\xbf"
 MAX_INT_DIGITS = 4000  # below Python's int-string conversion limit (4300): longer numbers stay strings
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-record and per-file caps that keep a worker's memory bounded whatever a file holds."""
-
-    max_doc_bytes: int
-    """Text longer than this is rejected ('oversized')."""
-    max_line_bytes: int = 0
-    """A JSONL line longer than this is skipped to its end ('line_too_long'); 0: 8 x max_doc_bytes + 1 MiB."""
-    max_inflate_ratio: float = 1000.0
-    """Decompressed bytes per compressed byte above which (after 64 MiB) a file is a bomb ('decompression_bomb')."""
-    max_decompressed_bytes: int = 1 << 40
-    """Decompressed bytes read from one file at most."""
-    bomb_floor_bytes: int = 64 << 20
-    """The inflate ratio is judged once this much was decompressed."""
-    max_row_group_bytes: int = 0
-    """A Parquet row group whose wanted columns are larger is rejected unread; 0: max(64 MiB, 16 x max_doc_bytes)."""
-
-    @property
-    def line_cap(self) -> int:
-        return self.max_line_bytes or 8 * self.max_doc_bytes + (1 << 20)
-
-    @property
-    def row_group_cap(self) -> int:
-        return self.max_row_group_bytes or max(64 << 20, 16 * self.max_doc_bytes)
-
-
-class Unreadable(Exception):
-    """The rest of a file cannot be read (its reason is the reject reason)."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
 
 
 def doc_id(source_id: str, native_id: str) -> str:
@@ -179,120 +140,16 @@ class Collector:
         return docs, rejects
 
 
-class _Counted:
-    """A file object that counts the compressed bytes read through it."""
-
-    def __init__(self, raw):
-        self.raw, self.bytes = raw, 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.bytes += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.raw.close()
-
-
-def _blocks(path: str, raw: _Counted, limits: Limits) -> Iterator[bytes]:
-    """Decompressed blocks of a plain, .gz or .zst file, with bomb and truncation detection."""
-    total = 0
-
-    def guard(block: bytes) -> bytes:
-        nonlocal total
-        total += len(block)
-        if total > limits.max_decompressed_bytes:
-            raise Unreadable("decompression_bomb", f"over {limits.max_decompressed_bytes} decompressed bytes")
-        if total > limits.bomb_floor_bytes and total > limits.max_inflate_ratio * max(raw.bytes, 1):
-            raise Unreadable("decompression_bomb", f"{total} bytes from {raw.bytes} compressed "
-                                                   f"(ratio over {limits.max_inflate_ratio:g})")
-        return block
-
-    try:
-        if path.endswith(".gz"):  # zlib directly: what precedes a truncation is still delivered
-            d, pending = zlib.decompressobj(31), False
-            while data := raw.read(BLOCK):
-                while data:
-                    pending = True
-                    out = d.decompress(data, BLOCK)
-                    data = d.unconsumed_tail
-                    if out:
-                        yield guard(out)
-                    if d.eof:  # a member ended: a following member starts a new decompressor
-                        data, pending = d.unused_data, False
-                        d = zlib.decompressobj(31)
-            if pending:
-                raise Unreadable("truncated_file", "gzip stream ends inside a member")
-        elif path.endswith(".zst"):
-            d, pending = zstandard.ZstdDecompressor().decompressobj(), False
-            while data := raw.read(ZSTD_INPUT):  # small inputs: zstd cannot cap one call's output
-                while data:
-                    pending = True
-                    out = d.decompress(data)
-                    data = b""
-                    for i in range(0, len(out), BLOCK):
-                        yield guard(out[i:i + BLOCK])
-                    if d.eof:  # a frame ended: a following frame starts a new decompressor
-                        data, pending = d.unused_data, False
-                        d = zstandard.ZstdDecompressor().decompressobj()
-            if pending:
-                raise Unreadable("truncated_file", "zstd stream ends inside a frame")
-        else:
-            while block := raw.read(BLOCK):
-                yield guard(block)
-    except Unreadable:
-        raise
-    except (EOFError, OSError, zlib.error, zstandard.ZstdError, ValueError) as exc:  # truncated or corrupt stream
-        raise Unreadable("truncated_file", f"{type(exc).__name__}: {exc}") from exc
-
-
-def lines(blocks: Iterator[bytes], cap: int) -> Iterator[tuple[bytes, bool]]:
-    """(line, complete) pairs; a line over `cap` bytes comes back as (its first `cap` bytes, False) and the rest of
-    it is skipped without being kept."""
-    buf, skipping, first = bytearray(), False, True
-    for block in blocks:
-        start = 0
-        while True:
-            nl = block.find(b"\n", start)
-            piece = block[start:] if nl < 0 else block[start:nl]
-            if not skipping:
-                buf += piece[: max(cap + 1 - len(buf), 0)]
-            if nl < 0:
-                if not skipping and len(buf) > cap:
-                    yield bytes(buf[:cap]), False
-                    buf.clear()
-                    skipping = True
-                break
-            if skipping:
-                skipping = False
-            else:
-                line = bytes(buf)
-                if first and line.startswith(BOM):
-                    line = line[3:]
-                yield (line, True) if len(line) <= cap else (line[:cap], False)
-            first = False
-            buf.clear()
-            start = nl + 1
-    if buf and not skipping:
-        line = bytes(buf)
-        if first and line.startswith(BOM):
-            line = line[3:]
-        yield (line, True) if len(line) <= cap else (line[:cap], False)
-
-
 def _bounded_int(digits: str):
     return int(digits) if len(digits) <= MAX_INT_DIGITS else digits
 
 
 def _read_jsonl(c: Collector, uri: str) -> Iterator[None]:
     fs, path = url_to_fs(uri)
-    raw = _Counted(fs.open(path, "rb"))
+    raw = Counted(fs.open(path, "rb"))
     n = 0
     try:
-        for n, (line, complete) in enumerate(lines(_blocks(path, raw, c.limits), c.limits.line_cap), start=1):
+        for n, (line, complete) in enumerate(lines(blocks(path, raw, c.limits), c.limits.line_cap), start=1):
             if not complete:
                 c.seen += 1
                 c.reject(n, line, "line_too_long")
