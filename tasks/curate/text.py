@@ -1,6 +1,5 @@
 """Text primitives shared by the curation rules: normalisation, word splitting (spaCy's English tokenizer, as
-datatrove's filters see words, with a fast path for plain words), duplicate counting. Pure functions over
-strings."""
+datatrove's filters see words, chunk by chunk), duplicate counting. Pure functions over strings."""
 from __future__ import annotations
 
 import re
@@ -30,27 +29,51 @@ def normalize_text(text: str) -> str:
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
 
-_CACHE_MAX = 1 << 18
 _SPACY_MAX_CHARS = 1000
-"""spaCy's affix loop costs (affixes stripped) x (chunk length): a chunk of 24k "(" takes 40 s. Longer chunks
-(encoded blobs, minified code, junk; words, URLs and Markdown links are far shorter) are split by `_ROUGH`
-instead, in linear time; a token there rarely changes a verdict. Within the limit a chunk of pure affix marks
-costs up to ~0.5 s: a document made of them meets the rule's time budget (`rule_timeout`)."""
+"""Chunks longer than this (encoded blobs, minified code, junk; words, URLs and Markdown links are far shorter) are
+split by `_ROUGH` instead, in linear time; a token there rarely changes a verdict. spaCy's affix loop strips one
+affix at a time and searches the rest again, quadratic in a chunk of marks (24k "(" take 40 s in spaCy itself); the
+chunk tokenizer narrows its searches (1,000 "(" take about 1 ms, spaCy 77 ms), and this limit bounds the worst
+case."""
 _ROUGH = re.compile(r"(?:https?://|www\.)\S+|\w+|[^\w\s]")
 _CACHE_MAX = 1 << 18
 """Chunks keep their tokens in a per-process cache (chunks repeat: "(closes:", "--", "x)")."""
 
 
+def _import_spacy():
+    """spaCy, imported without torch when torch is not loaded yet: only its tokenizer rules are used here, while
+    thinc (imported by spaCy) would load torch if it can, a second per process (a Dask worker, each partition's
+    child inherits it) for nothing. thinc then runs without its torch support in that process; an `import torch`
+    later still works."""
+    import sys
+
+    if "torch" in sys.modules or "spacy" in sys.modules:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError: thinc goes without
+    try:
+        import spacy
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return spacy
+
+
 @lru_cache(maxsize=1)
 def _spacy():
-    """spaCy's English tokenizer (rules only, no model: `spacy.blank`) and its special-case strings."""
-    import spacy
+    """spaCy's English tokenizer rules (`spacy.blank`, no model) run chunk by chunk (tasks/curate/affixes.py), and
+    the special cases made of letters only (chunks such as "cannot" that spaCy splits)."""
+    from tasks.curate.affixes import Affixes
 
-    tok = spacy.blank("en").tokenizer
-    return tok, frozenset(tok.rules or ())
+    tok = _import_spacy().blank("en").tokenizer
+    chunk_tokens = Affixes(tok)
+    return chunk_tokens, frozenset(s for s in chunk_tokens.specials if s.isalpha())
 
 
 _chunks: dict[str, list[str]] = {}
+_WHOLE: list[str] = []
+"""Cached for a chunk that is one token as it stands."""
 _words: dict[str, list[str]] = {}
 _words_held = 0
 WORDS_HELD_MAX = 1_000_000
@@ -74,55 +97,49 @@ def doc_words(text: str) -> list[str]:
 
 
 def forget_words() -> None:
-    """Empty the cache of `doc_words` (benchmarks timing one rule alone)."""
+    """Empty the caches of `doc_words` and of chunk tokens (benchmarks timing one rule alone, cold)."""
     global _words_held
     _words.clear()
+    _chunks.clear()
     _words_held = 0
 
 
 def split_words(text: str) -> list[str]:
-    """The words datatrove's filters see: spaCy's English tokenizer, whitespace tokens dropped. A chunk of letters
-    that is not one of spaCy's special cases is one word, as spaCy makes it; every other whitespace-separated
-    chunk (punctuation, digits, marks, special cases) goes to spaCy's own tokenizer, all of a document's unusual
-    chunks in one call, with a per-process cache; a chunk too long or too full of marks for spaCy's affix loop to
-    stay cheap is split by a linear pattern. spaCy tokenizes each chunk on its own except
-    for rare special cases spanning neighbours (emoticons such as '):'), so a few documents in a thousand differ by
-    a token."""
-    tok, special = _spacy()
-    out: list = []
-    slow: list[str] = []
-    for chunk in text.split():
-        if chunk.isalpha() and chunk not in special:
-            out.append(chunk)
-            continue
-        known = _chunks.get(chunk)
-        if known is not None:
-            out.extend(known)
-            continue
-        if len(chunk) > _SPACY_MAX_CHARS:
-            out.extend(_ROUGH.findall(chunk))
-            continue
-        out.append(None)
-        slow.append(chunk)
-    if not slow:
-        return out
-    groups: list[list[str]] = [[] for _ in slow]
-    starts, pos = [], 0
-    for chunk in slow:
-        starts.append(pos)
-        pos += len(chunk) + 1
-    j, last = 0, len(starts) - 1
-    for t in tok(" ".join(slow)):
-        word = t.text.strip()
-        if not word:
-            continue
-        while j < last and t.idx >= starts[j + 1]:
-            j += 1
-        groups[j].append(word)
-    if len(_chunks) < _CACHE_MAX:
-        _chunks.update(zip(slow, groups))
-    it = iter(groups)
-    return [w for x in out for w in ((x,) if x is not None else next(it))]
+    """The words datatrove's filters see: spaCy's English tokenizer, whitespace tokens dropped. spaCy tokenizes
+    each whitespace-separated chunk on its own, so a document's words are its chunks' tokens: a chunk of letters
+    that is not one of spaCy's special cases is one word; every other chunk (punctuation, digits, marks, special
+    cases) gets spaCy's tokens from its rules (tasks/curate/affixes.py), with a per-process cache; a chunk too long
+    for spaCy's affix loop to stay cheap is split by a linear pattern. spaCy also re-joins a few special cases
+    across neighbouring chunks (emoticons such as '):' from ')' and ':'), which this does not: a few documents in a
+    thousand differ by a token."""
+    chunks = text.split()
+    chunk_tokens, special = _spacy()
+    odd = [i for i, plain in enumerate(map(str.isalpha, chunks)) if not plain]
+    if not special.isdisjoint(chunks):
+        odd = sorted({*odd, *(i for i, c in enumerate(chunks) if c in special)})
+    if not odd:
+        return chunks
+    cache, splits = _chunks, []
+    for i in odd:
+        chunk = chunks[i]
+        got = cache.get(chunk)
+        if got is None:
+            got = _ROUGH.findall(chunk) if len(chunk) > _SPACY_MAX_CHARS else chunk_tokens(chunk)
+            if len(got) == 1 and got[0] == chunk:
+                got = _WHOLE
+            if len(cache) < _CACHE_MAX:
+                cache[chunk] = got
+        if got is not _WHOLE:
+            splits.append((i, got))
+    if not splits:
+        return chunks
+    out, at = [], 0
+    for i, got in splits:
+        out += chunks[at:i]
+        out += got
+        at = i + 1
+    out += chunks[at:]
+    return out
 
 
 @lru_cache(maxsize=1)

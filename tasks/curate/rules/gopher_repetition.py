@@ -61,20 +61,18 @@ def repetition_reason(text: str, cfg: GopherRepetitionConfig) -> tuple[str | Non
     for n, frac in TOP_NGRAMS:
         if len(words) < n:
             break
-        g = _ngram_ids(ids, n)
-        uniq, first, counts = np.unique(g, return_index=True, return_counts=True)
-        best = int(np.argmax(counts))  # datatrove: Counter.most_common(1) (first-seen among ties)
-        ties = np.flatnonzero(counts == counts[best])
-        best = ties[np.argmin(first[ties])]
-        start = first[best]  # datatrove counts the top n-gram even when it occurs once
+        grams = pd.factorize(_ngram_ids(ids, n), sort=False)[0]  # numbered in order of first occurrence
+        counts = np.bincount(grams)
+        best = int(np.argmax(counts))  # datatrove: Counter.most_common(1), the first seen among ties
+        start = int(np.argmax(grams == best))  # datatrove counts the top n-gram even when it occurs once
         gram_chars = csum[start + n] - csum[start] + (n - 1)  # joined with spaces
         if gram_chars * counts[best] / size > frac:
             return f"top_{n}_gram", line_frac
     for n, frac in DUP_NGRAMS:
         if len(words) < n:
             break
-        _, inv, counts = np.unique(_ngram_ids(ids, n), return_inverse=True, return_counts=True)
-        multi = np.flatnonzero(counts[inv] > 1)
+        inv = pd.factorize(_ngram_ids(ids, n), sort=False)[0]
+        multi = np.flatnonzero(np.bincount(inv)[inv] > 1)
         if not len(multi):
             break  # no repeated n-gram of this length, hence none longer
         # datatrove's find_all_duplicate walks every position, skipping n after a repeat; positions whose n-gram
