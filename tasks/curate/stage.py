@@ -189,10 +189,10 @@ def _quarantine(df: pd.DataFrame, name: str, stage_uri: str, cfg: CurateConfig, 
 @lru_cache(maxsize=8)
 def warm_up(steps: tuple[str, ...], words_path: str, ut1: bool = False) -> None:
     """Load, once per worker and before any time budget, what the rules load on first use: spaCy's tokenizer rules
-    (read into tasks/curate/affixes.py's searches), the language-id models, the HAP classifier and word list, the UT1 domain blocklist (4 s
-    to read: it used to time out whichever document came first, in every partition). An import cut short by a
-    document's time budget leaves torch half-registered in the process, and every later import of it fails; and
-    forked children inherit what is loaded here instead of loading it per partition."""
+    (read into tasks/curate/affixes.py's searches), the language-id models, the HAP classifier and word list, the
+    UT1 domain blocklist (4 s to read: it used to time out whichever document came first, in every partition). An
+    import cut short by a document's time budget leaves a module half-registered in the process, and every later
+    import of it fails; and forked children inherit what is loaded here instead of loading it per partition."""
     from tasks.curate import text
     from tasks.curate.rules import hap, hap_model, language, legal_policy
 
