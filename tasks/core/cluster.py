@@ -146,9 +146,13 @@ class Cluster:
         gets `quarantine(index, error)` as its result instead of failing the map.
         With `progress`, logs "progress: done/total, rate, ETA" about every 10% or 15 s."""
         if cost is not None:
-            rank = {i: r for r, i in enumerate(sorted(range(len(cost)), key=lambda i: -cost[i]))}
-            futures = [self.client.submit(fn, *args, pure=False, priority=-rank[i], **kwargs)
-                       for i, args in enumerate(zip(*iterables))]
+            # submitted costliest first, as well as prioritised so: a task that arrives while a worker is idle
+            # starts at once, whatever its priority
+            args = list(zip(*iterables))
+            order = sorted(range(len(args)), key=lambda i: -cost[i])
+            by_index = {i: self.client.submit(fn, *args[i], pure=False, priority=-r, **kwargs)
+                        for r, i in enumerate(order)}
+            futures = [by_index[i] for i in range(len(args))]
         else:
             futures = self.client.map(fn, *iterables, pure=False, **kwargs)
         if progress and futures:
