@@ -17,23 +17,70 @@ cases whose plain tokens appear in the chunk are put back.
 """
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import asdict, dataclass
 
 from tasks.curate.regex_reading import (P, UNBOUNDED, class_of, edge_sets, groups, pattern_of, screened,
                                          top_level_alternatives)
 
 
-class Affixes:
-    """Tokens of one chunk as `tokenizer(chunk)` makes them (spaCy 3.x `Tokenizer`)."""
+@dataclass(frozen=True)
+class TokenizerRules:
+    """A spaCy tokenizer's rules as plain data: special cases (string -> token texts) and the patterns (source,
+    flags) behind its prefix and suffix searches, infix `finditer` and token and URL matchers; with the
+    sentence-final marks of spaCy's rule-based sentencizer (datatrove's sentence splitter)."""
+    specials: dict[str, list[str]]
+    prefix: tuple[str, int] | None
+    suffix: tuple[str, int] | None
+    infix: tuple[str, int] | None
+    token_match: tuple[str, int] | None
+    url_match: tuple[str, int] | None
+    sentence_ends: tuple[str, ...] = ()
 
-    def __init__(self, tokenizer) -> None:
-        self.tok = tokenizer
-        self.specials = {s: self._orths(s, subs) for s, subs in (tokenizer.rules or {}).items()}
-        self.token_match = screened(tokenizer.token_match)
-        self.url_match = screened(tokenizer.url_match)
-        self._prefix = self._prefix_finder(tokenizer.prefix_search)
-        self._suffix = self._suffix_finder(tokenizer.suffix_search)
-        self._infix = self._infix_finder(tokenizer.infix_finditer)
+    @classmethod
+    def from_spacy(cls, tokenizer, sentence_ends: tuple[str, ...] = ()) -> "TokenizerRules":
+        from spacy.attrs import ORTH
+
+        def pattern(fn, method: str) -> tuple[str, int] | None:
+            if fn is None:
+                return None
+            pat = getattr(fn, "__self__", None)
+            if not isinstance(pat, re.Pattern) or getattr(fn, "__name__", "") != method:
+                raise ValueError(f"the tokenizer's {method} is not a compiled pattern's: {fn!r}")
+            return pat.pattern, pat.flags
+        specials = {s: [d.get(ORTH, d.get("ORTH")) for d in subs] for s, subs in (tokenizer.rules or {}).items()}
+        return cls({s: t if "".join(t) == s else [s] for s, t in specials.items()},
+                   pattern(tokenizer.prefix_search, "search"), pattern(tokenizer.suffix_search, "search"),
+                   pattern(tokenizer.infix_finditer, "finditer"), pattern(tokenizer.token_match, "match"),
+                   pattern(tokenizer.url_match, "match"), tuple(sentence_ends))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TokenizerRules":
+        d = json.loads(text)
+        return cls({str(k): [str(t) for t in v] for k, v in d["specials"].items()},
+                   *(tuple(d[k]) if d[k] is not None else None
+                     for k in ("prefix", "suffix", "infix", "token_match", "url_match")),
+                   tuple(str(c) for c in d["sentence_ends"]))
+
+
+def _bound(rule: tuple[str, int] | None, method: str):
+    return getattr(re.compile(rule[0], rule[1]), method) if rule is not None else None
+
+
+class Affixes:
+    """Tokens of one chunk as spaCy's `Tokenizer` with these rules makes them (spaCy 3.x)."""
+
+    def __init__(self, rules: TokenizerRules) -> None:
+        self.specials = dict(rules.specials)
+        self.token_match = screened(_bound(rules.token_match, "match"))
+        self.url_match = screened(_bound(rules.url_match, "match"))
+        self._prefix = self._prefix_finder(_bound(rules.prefix, "search"))
+        self._suffix = self._suffix_finder(_bound(rules.suffix, "search"))
+        self._infix = self._infix_finder(_bound(rules.infix, "finditer"))
         self._patterns: dict[str, list[tuple[str, ...]]] = {}
         for s in self.specials:
             pieces = s.split(" ")
@@ -49,13 +96,6 @@ class Affixes:
         """What a chunk's tokens must contain for a span to match: a one-token pattern, or two patterns' first
         tokens in a row."""
         self._shortest = min((len(p) for ps in self._patterns.values() for p in ps), default=0)
-
-    @staticmethod
-    def _orths(string: str, subs) -> list[str]:
-        from spacy.attrs import ORTH
-
-        out = [d.get(ORTH, d.get("ORTH")) for d in subs]
-        return out if "".join(out) == string else [string]
 
     @staticmethod
     def _pieces(search) -> tuple[re.Pattern | None, list[str] | None]:

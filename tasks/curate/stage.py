@@ -10,6 +10,7 @@ rejects folders. Conservation
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,7 +28,7 @@ from tasks.curate.config import CurateConfig
 from tasks.curate.dedup import Plan, band_columns, dedup_key, partition_drops, plan, run_dedup
 from tasks.curate.minhash import band_keys, signatures
 from tasks.curate.registry import GLOBAL_STEPS, RULES
-from tasks.curate.report import funnel_chart
+from tasks.curate.report import funnel_chart, preload_chart
 from tasks.curate.step import StepResult
 from tasks.govern.legal import DocumentPolicy
 from tasks.ingest.stage import IngestResult
@@ -198,6 +199,7 @@ def warm_up(steps: tuple[str, ...], words_path: str, ut1: bool = False) -> None:
 
     if {"gopher_quality", "gopher_repetition", "fineweb_quality", "c4_quality"} & set(steps):
         text._spacy()
+        text._sentence_ends()
     if "language" in steps:
         language._screen("warm up")
         if language._lingua_language("en") is not None:
@@ -275,6 +277,7 @@ def check_funnel(funnel: list[StepStats]) -> None:
 
 
 def run(cfg: CurateConfig, inputs: CurateInputs, out: StageDir, rt: Runtime) -> CurateResult:
+    threading.Thread(target=preload_chart, daemon=True).start()  # while the workers run the rules
     parts = list_parts(out.at(inputs.ingested.docs))
     names = [f"part-{i:05d}" for i in range(len(parts))]
     def quarantine(i: int, error: BaseException) -> list[dict]:  # the partition killed its Dask worker twice

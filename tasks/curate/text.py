@@ -2,10 +2,14 @@
 datatrove's filters see words, chunk by chunk), duplicate counting. Pure functions over strings."""
 from __future__ import annotations
 
+import importlib.metadata
+import os
 import re
 import string
 import unicodedata
 from functools import lru_cache
+from itertools import chain
+from pathlib import Path
 
 PUNCTUATION = frozenset(string.punctuation + "‘’“”«»…–—¡¿·")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -37,7 +41,8 @@ chunk tokenizer narrows its searches (1,000 "(" take about 1 ms, spaCy 77 ms), a
 case."""
 _ROUGH = re.compile(r"(?:https?://|www\.)\S+|\w+|[^\w\s]")
 _CACHE_MAX = 1 << 18
-"""Chunks keep their tokens in a per-process cache (chunks repeat: "(closes:", "--", "x)")."""
+"""Chunks keep their tokens in a per-process cache (chunks repeat: words, "(closes:", "--", "x)"), emptied when
+full (about 45 MB then)."""
 
 
 def _import_spacy():
@@ -60,20 +65,53 @@ def _import_spacy():
     return spacy
 
 
+def _rules_file() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "keel" / f"spacy-{importlib.metadata.version('spacy')}-en-rules.json"
+
+
+def tokenizer_rules():
+    """spaCy's English tokenizer rules (`spacy.blank("en")`, no model) and its sentencizer's sentence-final marks,
+    as data. Read from spaCy once per spaCy version and kept as JSON in the user's cache (~/.cache/keel): a process
+    that has them there does not import spaCy (0.6 s; and when spaCy is first needed inside a rule, in every
+    partition's child). An unreadable file is read from spaCy again and rewritten."""
+    from tasks.curate.affixes import TokenizerRules
+
+    path = _rules_file()
+    try:
+        return TokenizerRules.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    spacy = _import_spacy()
+    from spacy.pipeline.sentencizer import Sentencizer
+
+    rules = TokenizerRules.from_spacy(spacy.blank("en").tokenizer, tuple(Sentencizer.default_punct_chars))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(rules.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: read from spaCy each time
+    return rules
+
+
+@lru_cache(maxsize=1)
+def _rules():
+    return tokenizer_rules()
+
+
 @lru_cache(maxsize=1)
 def _spacy():
-    """spaCy's English tokenizer rules (`spacy.blank`, no model) run chunk by chunk (tasks/curate/affixes.py), and
-    the special cases made of letters only (chunks such as "cannot" that spaCy splits)."""
+    """spaCy's English tokenizer run chunk by chunk (tasks/curate/affixes.py), and the special cases made of
+    letters only (chunks such as "cannot" that spaCy splits)."""
     from tasks.curate.affixes import Affixes
 
-    tok = _import_spacy().blank("en").tokenizer
-    chunk_tokens = Affixes(tok)
+    chunk_tokens = Affixes(_rules())
     return chunk_tokens, frozenset(s for s in chunk_tokens.specials if s.isalpha())
 
 
-_chunks: dict[str, list[str]] = {}
-_WHOLE: list[str] = []
-"""Cached for a chunk that is one token as it stands."""
+_chunks: dict[str, tuple[str, ...]] = {}
 _words: dict[str, list[str]] = {}
 _words_held = 0
 WORDS_HELD_MAX = 1_000_000
@@ -113,40 +151,28 @@ def split_words(text: str) -> list[str]:
     across neighbouring chunks (emoticons such as '):' from ')' and ':'), which this does not: a few documents in a
     thousand differ by a token."""
     chunks = text.split()
+    try:
+        return list(chain.from_iterable(map(_chunks.__getitem__, chunks)))
+    except KeyError:
+        pass
     chunk_tokens, special = _spacy()
-    odd = [i for i, plain in enumerate(map(str.isalpha, chunks)) if not plain]
-    if not special.isdisjoint(chunks):
-        odd = sorted({*odd, *(i for i, c in enumerate(chunks) if c in special)})
-    if not odd:
-        return chunks
-    cache, splits = _chunks, []
-    for i in odd:
-        chunk = chunks[i]
-        got = cache.get(chunk)
-        if got is None:
-            got = _ROUGH.findall(chunk) if len(chunk) > _SPACY_MAX_CHARS else chunk_tokens(chunk)
-            if len(got) == 1 and got[0] == chunk:
-                got = _WHOLE
-            if len(cache) < _CACHE_MAX:
-                cache[chunk] = got
-        if got is not _WHOLE:
-            splits.append((i, got))
-    if not splits:
-        return chunks
-    out, at = [], 0
-    for i, got in splits:
-        out += chunks[at:i]
-        out += got
-        at = i + 1
-    out += chunks[at:]
-    return out
+    new = set(chunks).difference(_chunks)
+    if len(_chunks) + len(new) > _CACHE_MAX:
+        _chunks.clear()
+        new = set(chunks)
+    for chunk in new:
+        if chunk.isalpha() and chunk not in special:
+            _chunks[chunk] = (chunk,)
+        elif len(chunk) > _SPACY_MAX_CHARS:
+            _chunks[chunk] = tuple(_ROUGH.findall(chunk))
+        else:
+            _chunks[chunk] = tuple(chunk_tokens(chunk))
+    return list(chain.from_iterable(map(_chunks.__getitem__, chunks)))
 
 
 @lru_cache(maxsize=1)
 def _sentence_ends() -> frozenset[str]:
-    from spacy.pipeline.sentencizer import Sentencizer
-
-    return frozenset(Sentencizer.default_punct_chars)
+    return frozenset(_rules().sentence_ends)
 
 
 def _is_punct(word: str) -> bool:

@@ -7,11 +7,11 @@ import random
 import spacy
 from hypothesis import given, settings, strategies as st
 
-from tasks.curate.affixes import Affixes
+from tasks.curate.affixes import Affixes, TokenizerRules
 from tasks.curate.regex_reading import required_chars, top_level_alternatives
 
 _TOK = spacy.blank("en").tokenizer
-_CHUNKS = Affixes(spacy.blank("en").tokenizer)
+_CHUNKS = Affixes(TokenizerRules.from_spacy(spacy.blank("en").tokenizer))
 
 FRAGMENTS = (
     ["word", "Word", "WORD", "aB", "I", "e", "x", "foo_bar", "naïve", "Ωmega", "東京", "straße", "café", "ß"]
@@ -68,3 +68,27 @@ def test_url_matches_are_screened_by_the_characters_every_match_needs():
     assert required_chars(list(_parser.parse(r"(?:ab|ac)d+(?:x)?"))) == {"a", "d"}
     url = _TOK.url_match.__self__.pattern
     assert "." in required_chars(list(_parser.parse(url)))
+
+
+def test_tokenizer_rules_are_kept_per_spacy_version_and_read_back_without_spacy(tmp_path, monkeypatch):
+    from tasks.curate import text
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    from spacy.pipeline.sentencizer import Sentencizer
+
+    want = TokenizerRules.from_spacy(spacy.blank("en").tokenizer, tuple(Sentencizer.default_punct_chars))
+    assert text.tokenizer_rules() == want
+    (kept,) = (tmp_path / "keel").glob(f"spacy-{spacy.__version__}-en-rules.json")
+
+    def no_spacy():
+        raise AssertionError("spaCy imported although its rules were kept")
+    monkeypatch.setattr(text, "_import_spacy", no_spacy)
+    assert text.tokenizer_rules() == want
+    assert Affixes(text.tokenizer_rules())("foo(bar):") == ["foo(bar", "):"]
+    assert "." in text.tokenizer_rules().sentence_ends
+
+    kept.write_text('{"specials": {"x": ', encoding="utf-8")  # cut short: read from spaCy again, rewritten
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert text.tokenizer_rules() == want
+    assert TokenizerRules.from_json(kept.read_text(encoding="utf-8")) == want
