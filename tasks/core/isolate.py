@@ -9,6 +9,7 @@ thread could not be interrupted this way). The child does no I/O: the caller wri
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import signal
@@ -33,7 +34,14 @@ def _describe(status: int) -> str:
 def in_child(fn: Callable[..., Any], *args, **kwargs) -> Any:
     """fn(*args, **kwargs) in a forked child; its exceptions are re-raised here, its death is ChildDied."""
     r, w = os.pipe()
-    pid = os.fork()
+    gc.freeze()  # the parent's objects kept out of the child's collections (which would copy each page they touch)
+    try:
+        pid = os.fork()
+    except BaseException:
+        gc.unfreeze()
+        raise
+    if pid:
+        gc.unfreeze()
     if pid == 0:  # the child: compute, answer, leave without running the parent's exit handlers
         code = 0
         try:
