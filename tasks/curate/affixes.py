@@ -71,6 +71,15 @@ def _bound(rule: tuple[str, int] | None, method: str):
     return getattr(re.compile(rule[0], rule[1]), method) if rule is not None else None
 
 
+def _narrowed(build, fn, plain):
+    """The narrowed search `build(fn)`, or the plain one when the patterns cannot be regrouped (the pieces of an
+    alternation sharing a group name, say)."""
+    try:
+        return build(fn)
+    except (re.error, ValueError, TypeError, OverflowError, RecursionError):
+        return plain
+
+
 class Affixes:
     """Tokens of one chunk as spaCy's `Tokenizer` with these rules makes them (spaCy 3.x)."""
 
@@ -78,9 +87,12 @@ class Affixes:
         self.specials = dict(rules.specials)
         self.token_match = screened(_bound(rules.token_match, "match"))
         self.url_match = screened(_bound(rules.url_match, "match"))
-        self._prefix = self._prefix_finder(_bound(rules.prefix, "search"))
-        self._suffix = self._suffix_finder(_bound(rules.suffix, "search"))
-        self._infix = self._infix_finder(_bound(rules.infix, "finditer"))
+        search, finditer = _bound(rules.prefix, "search"), _bound(rules.infix, "finditer")
+        self._prefix = _narrowed(self._prefix_finder, search, self._plain(search))
+        search = _bound(rules.suffix, "search")
+        self._suffix = _narrowed(self._suffix_finder, search, self._plain(search))
+        self._infix = _narrowed(self._infix_finder, finditer,
+                                (lambda s: list(finditer(s))) if finditer is not None else (lambda s: []))
         self._patterns: dict[str, list[tuple[str, ...]]] = {}
         for s in self.specials:
             pieces = s.split(" ")
