@@ -13,17 +13,36 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 SHARED = {"slurm": "slurm", "long_run_data": "slurm", "stack": "stack"}
-"""Fixtures whose tests run in one pytest-xdist worker (`--dist loadgroup`): one Slurm controller per machine, and
-the session's prepared output root or the module's server stack built once."""
+"""Fixtures whose tests run in one pytest-xdist worker: one Slurm controller per machine, and the session's prepared
+output root or server stack built once."""
+GROUPED_FILES = {"tests/flows/test_slurm.py": "slurm", "tests/flows/test_crash_safety.py": "slurm",
+                 "tests/flows/test_study.py": "slurm", "tests/flows/test_ops.py": "stack"}
+"""The test files holding those tests, each run whole by one worker (`pytest_xdist_make_scheduler` below). By file:
+pytest 9's node ids no longer carry pytest-xdist's `xdist_group` names to the scheduler, so those marks group
+nothing there."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup`, with the files of GROUPED_FILES as groups (the biggest groups go out first)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FileGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return GROUPED_FILES.get(nodeid.split("::", 1)[0]) or nodeid
+
+    return FileGroups(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests run only where torch sees a CUDA device; elsewhere they are skipped with the reason. Tests that
-    share an expensive or machine-wide fixture are kept on one xdist worker."""
-    for item in items:
-        group = next((g for f, g in SHARED.items() if f in getattr(item, "fixturenames", ())), None)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+    """`gpu` tests run only where torch sees a CUDA device; elsewhere they are skipped with the reason. A test that
+    uses a shared fixture must sit in a file of that fixture's group."""
+    stray = [f"{item.nodeid} uses {f!r}" for item in items for f, g in SHARED.items()
+             if f in getattr(item, "fixturenames", ()) and GROUPED_FILES.get(item.nodeid.split("::", 1)[0]) != g]
+    if stray:
+        raise pytest.UsageError("tests/conftest.py GROUPED_FILES lacks their files: " + "; ".join(stray))
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
         return

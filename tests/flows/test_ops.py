@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("stack") / ".keel"
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "KEEL_TRACKING_URI")}
@@ -58,7 +58,7 @@ def test_stack_is_up_on_loopback_and_reports_port_conflicts(stack, tmp_path):
     assert down["services"] == {}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def finished_run(stack, tmp_path_factory, demo_corpus):
     root = tmp_path_factory.mktemp("ops-run")
     recipe = write_recipe(root, demo_corpus, ids=["mitre_cwe", "shakespeare"])
