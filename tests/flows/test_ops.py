@@ -331,7 +331,9 @@ def test_cron_deployment_runs_under_keel_worker(stack, tmp_path, demo_corpus):
             time.sleep(2)
         assert done, "no scheduled run completed within 200 s"
         assert done[0].parameters["until"] == "legal" and done[0].auto_scheduled
-    finally:
+    finally:  # no scheduled run may start while the worker stops (one a minute: a busy machine met one)
+        with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
+            client.pause_deployment(d.id)
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
         with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
