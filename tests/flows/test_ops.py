@@ -318,9 +318,9 @@ def test_cron_deployment_runs_under_keel_worker(stack, tmp_path, demo_corpus):
     assert bad.returncode == 2 and "not a valid cron expression" in bad.stderr
     worker = subprocess.Popen([sys.executable, "-m", "flows.cli", "worker"], cwd=REPO, env=stack["env"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        from prefect.client.schemas.filters import DeploymentFilter
+    from prefect.client.schemas.filters import DeploymentFilter
 
+    try:
         deadline, done = time.time() + 200, []
         while time.time() < deadline and not done:
             with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
@@ -331,9 +331,14 @@ def test_cron_deployment_runs_under_keel_worker(stack, tmp_path, demo_corpus):
             time.sleep(2)
         assert done, "no scheduled run completed within 200 s"
         assert done[0].parameters["until"] == "legal" and done[0].auto_scheduled
-    finally:  # no scheduled run may start while the worker stops (one a minute: a busy machine met one)
+    finally:  # the worker is stopped idle: no new scheduled run (one a minute), and the one under way finished
         with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
             client.pause_deployment(d.id)
+            settle = time.time() + 180
+            while time.time() < settle and any(
+                    r.state and not r.state.is_final() and not r.state.is_scheduled()
+                    for r in client.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [d.id]}))):
+                time.sleep(2)
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
         with prefect_client(stack["prefect"], stack["creds"]["prefect_auth_string"]) as client:
