@@ -5,9 +5,10 @@
 Quality: AUROC, the precision/recall curve and the operating point at the default threshold, for keel's document
 score and for the bare profanity classifier, on a labelled set: by default the small set below (written for
 development: hate and abuse with and without swear words, and hard negatives from technical, security, news and
-literary text); pass `--labelled` (JSONL of {"text", "label": 0/1}) for another set, e.g.
-benchmarks/data/hap_heldout.jsonl (100 texts written after the patterns, see the README for what that figure
-means). Speed: documents per second per core on the demo corpus (one process), and the classifier alone as the
+literary text); pass `--labelled` (JSONL of {"text", "label": 0/1}) for another set: benchmarks/data/
+hap_heldout.jsonl (100 texts written after the first patterns), hap_heldout_2.jsonl (140) and hap_heldout_3.jsonl
+(160), each written by another author who saw none of the scorer's code, lists or training texts (the README says
+which changes each set has seen since). Speed: documents per second per core on the demo corpus (one process), and the classifier alone as the
 package evaluates it vs keel's batched evaluation of the same model.
 Last line: one JSON object of figures; the curve is written to --out.
 """

@@ -194,7 +194,7 @@ def warm_up(steps: tuple[str, ...], words_path: str, ut1: bool = False) -> None:
     import cut short by a document's time budget leaves a module half-registered in the process, and every later
     import of it fails; and forked children inherit what is loaded here instead of loading it per partition."""
     from tasks.curate import text
-    from tasks.curate.rules import hap, hap_model, language, legal_policy
+    from tasks.curate.rules import hap, hap_learned, hap_model, language, legal_policy
 
     if {"gopher_quality", "gopher_repetition", "fineweb_quality", "c4_quality"} & set(steps):
         text._spacy()
@@ -206,6 +206,7 @@ def warm_up(steps: tuple[str, ...], words_path: str, ut1: bool = False) -> None:
     if "hap" in steps:
         hap_model.model()
         hap._lists(words_path)
+        hap_learned.model()  # trained from data_contracts/hap/train.jsonl (about a second)
     if "legal_policy" in steps and ut1:
         legal_policy._ut1_hashes()
 
@@ -312,10 +313,12 @@ def run(cfg: CurateConfig, inputs: CurateInputs, out: StageDir, rt: Runtime) -> 
 
 
 def reads(cfg: CurateConfig, inputs: CurateInputs) -> list:
-    """The HAP word list, and the UT1 blocklist archive when the policy uses it."""
+    """The HAP word list and training set, and the UT1 blocklist archive when the policy uses it."""
     from tasks.curate.rules.legal_policy import ut1_archive
 
-    files = [cfg.hap.words_path] if "hap" in cfg.steps else []
+    from tasks.curate.rules.hap_learned import TRAIN
+
+    files = [cfg.hap.words_path, str(TRAIN)] if "hap" in cfg.steps else []
     if inputs.policy.ut1_blocklist and "legal_policy" in cfg.steps and ut1_archive():
         files.append(str(ut1_archive()))
     return file_hashes(files)

@@ -194,7 +194,9 @@ def run(cfg: EvalSettings, inputs: EvalInputs, out: StageDir, rt: Runtime) -> Ev
 
 
 def reads(cfg: EvalSettings, inputs: EvalInputs) -> list:
-    return file_hashes([cfg.hap.words_path])
+    from tasks.curate.rules.hap_learned import TRAIN
+
+    return file_hashes([cfg.hap.words_path, str(TRAIN)])  # the HAP scorer of generations reads both
 
 
 STAGE = StageDef(name="evaluate", run=run, result=EvaluateResult, subprocess_modules=("model.evaluate",), reads=reads)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tasks.curate.rules.hap_context import GROUP_WORDS, REPORTING, context_hit, plain_forms
 from tasks.curate.step import StepResult, result
 from tasks.curate.text import strip_invisible
 
@@ -202,7 +203,8 @@ def _words_of(low: str) -> set[str]:
     return set(_WORD.findall(low))
 
 
-def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS)) -> np.ndarray:
+def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS), doc_words: list[set[str]] | None = None
+                ) -> np.ndarray:
     """Per lower-cased document (its sentences one a line: `sentence_lines`): 1.0 when a sentence has an `[always]`
     word, a directed insult or a hate/abuse pattern, else 0.0. Set lookups first: a pattern is only tried on
     documents holding a word from each of its word sets, and there only on the sentences containing one of the words
@@ -215,27 +217,30 @@ def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS)) -> np.nda
     relevant = frozenset().union(*(n for need, _, _ in checks for n in need))
     out = np.zeros(len(docs))
     for i, low in enumerate(docs):
-        words = _words_of(low)
+        words = doc_words[i] if doc_words is not None else _words_of(low)
         if not always.isdisjoint(words):
             out[i] = 1.0
             continue
         hit = relevant.intersection(words)  # a handful of words: the checks below look at these only
         possible = [(need, p, hit.intersection(anchor)) for need, p, anchor in checks
                     if all(not hit.isdisjoint(n) for n in need)]
-        if not possible:
-            continue
         for need, p, present in possible:
+            about_group = any(_GROUP_W <= n for n in need)
             for sentence in _sentences_with(low, present):
                 sw = set(_WORD.findall(sentence))
+                if about_group and not sw.isdisjoint(REPORTING):
+                    continue  # reported, studied or disputed ("claims that immigrants are criminals do not hold")
                 if all(sw.intersection(n) for n in need) and p.search(sentence):
                     out[i] = 1.0
                     break
             if out[i]:
                 break
+        if not out[i] and context_hit(low, words):
+            out[i] = 1.0
     return out
 
 
-def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS)) -> np.ndarray:
+def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), _plain: bool = True) -> np.ndarray:
     """Score in [0, 1] per text: the maximum over its sentences of the classifier probability, the word list and
     the hate/abuse patterns."""
     from tasks.curate.rules.hap_model import predict_lines
@@ -256,7 +261,47 @@ def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS)) -> np.nda
             at = np.concatenate([[0], np.cumsum(counts[idx])[:-1]])
             for i, a in zip(idx, at):
                 per_sentence[starts[i]:starts[i] + counts[i]] = probs[a:a + counts[i]]
-    return np.maximum(np.maximum.reduceat(per_sentence, starts), rule_scores(list(docs), words_path))
+    words = [_words_of(d) for d in docs]
+    scores = np.maximum(np.maximum.reduceat(per_sentence, starts), rule_scores(list(docs), words_path, words))
+    if not _plain:
+        return scores
+    scores = np.maximum(scores, learned_scores(list(docs), words_path, words))
+    # words written with digits, symbols, spaces or masks: the plain form of the text scored as well
+    always, directed_words, _ = _lists(words_path)
+    known = always | directed_words
+    plain = [(i, p) for i, d in enumerate(docs) if scores[i] < 1.0 and (p := plain_forms(d, known)) is not None]
+    if plain:
+        idx, texts2 = zip(*plain)
+        again = hap_scores(list(texts2), words_path, _plain=False)
+        scores[list(idx)] = np.maximum(scores[list(idx)], again)
+    return scores
+
+
+def learned_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS), doc_words: list[set[str]] | None = None
+                   ) -> np.ndarray:
+    """The self-trained classifier (hap_learned.py) on each lower-cased document (sentences one a line): the whole
+    of a short one (what it was trained on), and the sentences of a longer one that name a group or hold a listed
+    word; `RANK_CAP` at most."""
+    from tasks.curate.rules import hap_learned
+
+    m = hap_learned.model()
+    always, directed_words, _ = _lists(words_path)
+    cues = GROUP_WORDS | always | directed_words
+    units, owner = [], []
+    for i, low in enumerate(docs):
+        if len(low) <= hap_learned.MAX_CHARS:
+            units.append(low)  # a newline separates words as a space does
+            owner.append(i)
+            continue
+        present = (doc_words[i] if doc_words is not None else _words_of(low)).intersection(cues)
+        if present:
+            lines = _sentences_with(low, present)[:hap_learned.MAX_SENTENCES]
+            units += lines
+            owner += [i] * len(lines)
+    out = np.zeros(len(docs))
+    if units:
+        np.maximum.at(out, np.array(owner), np.minimum(m.predict(units), hap_learned.RANK_CAP))
+    return out
 
 
 def hap(df: pd.DataFrame, cfg: HapConfig) -> StepResult:

@@ -83,3 +83,70 @@ def test_batched_classifier_gives_the_packages_probabilities():
     assert predict_prob([]).shape == (0,)
     for alone in (["", "!!"], ["é ü"]):  # no token at all, in either path
         assert np.abs(predict_prob(alone) - package(alone)).max() < 1e-9
+
+
+def test_obfuscated_words_are_read_plainly():
+    """Letters written as digits or symbols, spaced out, or masked: the word list and patterns see the plain word;
+    versions, hashes and ordinary punctuation are left as they are."""
+    from tasks.curate.rules.hap_context import plain_forms
+
+    known = frozenset({"shit", "faggot", "nigger", "fuck", "bitch", "idiot"})
+    assert plain_forms("go eat sh!t and d!e you f@ggot", known) == "go eat shit and die you faggot"
+    assert plain_forms("k1ll urs3lf while ur at it", known) == "kill urself while ur at it"
+    assert plain_forms("f u c k you", known) == "fuck you" and plain_forms("f.u.c.k off", known) == "fuck off"
+    assert plain_forms("what the f*ck, n****r", known) == "what the fuck, nigger"
+    assert plain_forms("größe sh1t", known) == "größe shit"  # offsets hold past non-ASCII characters
+    for clean in ("md5sum x86_64 v1.2 sha256", "idiot! wow!", "e.g. a b", "u.s.a. and i.e.", "b*tree h*ndl", ""):
+        assert plain_forms(clean, known) is None
+    scores = hap_scores(["go eat sh!t and d!e you f@ggot", "k1ll urs3lf", "Build with -O3 for x86_64 (md5: 9e107d9d)."])
+    assert list(scores >= HapConfig().threshold) == [True, True, False]
+
+
+GROUP_HATE = ["blacks are basically animals, they cant live in a civilised society",
+              "Disabled people are a drain on society and a burden on our taxes.",
+              "trans ppl are just predators, keep them out of every school",
+              "Every time I see a Roma family at the station I hold my wallet. Thieves by nature, all of them."]
+REPORTED = ["The court sentenced a man who called Muslims vermin in a series of posts.",
+            "Researchers found that claims that immigrants are criminals do not hold up.",
+            "Black people and women were denied the vote for decades, historians note.",
+            "My Muslim neighbours brought food when we moved in.", "Women's football is growing fast."]
+
+
+def test_hate_against_a_group_is_read_from_its_words_unless_reported_or_disputed():
+    from tasks.curate.rules.hap_context import _WORD, group_hate
+
+    assert all(hap_scores(GROUP_HATE) >= HapConfig().threshold)
+    assert not any(group_hate(_WORD.findall(t.lower()), t.lower()) for t in REPORTED)
+    assert all(hap_scores(REPORTED) < HapConfig().threshold)
+
+
+def test_harassment_of_the_reader_without_swear_words():
+    threats = ["I already have your work address and I know your kids' school.", "hope your house burns down with you in it",
+               "Nobody would miss you if you were gone.", "Saw you yesterday. Followed you home after.",
+               "send me your nudes or I post the ones you sent before"]
+    benign = ["I hope you don't crash your car in this weather.", "The technician will show up at your home at 8.",
+              "Please post your name and email below.", "Skipping this step will make you regret it.",
+              "Always lock your doors and windows.", "It would be a shame if you missed the sale!"]
+    scores = hap_scores(threats + benign)
+    assert list(scores >= HapConfig().threshold) == [True] * len(threats) + [False] * len(benign)
+
+
+def test_the_self_trained_model_ranks_but_never_rejects_alone_at_the_default():
+    """The classifier trained from data_contracts/hap/train.jsonl: its fast evaluation gives scikit-learn's
+    probabilities; abuse in words no list or pattern holds ranks above clean text, and alone stays under 0.99."""
+    import random
+
+    import numpy as np
+
+    from tasks.curate.rules import hap_learned
+
+    m = hap_learned.model()
+    texts, labels = hap_learned.training_set()
+    rng = random.Random(0)
+    sample = [rng.choice(texts) for _ in range(200)] + ["", "you you", "qqkeelunitbreakqq x", "ÜBER straße you're"]
+    assert np.abs(m.predict(sample) - m.clf.predict_proba(m.vectorizer.transform(sample))[:, 1]).max() < 1e-9
+    assert len(texts) > 800 and 0.4 < labels.mean() < 0.6
+    insinuation = "People of that sort should not be allowed to raise children anywhere near decent families."
+    plain = "The library opens at nine and the reading room stays quiet until noon."
+    s_bad, s_good = hap_scores([insinuation, plain])
+    assert s_good < s_bad <= hap_learned.RANK_CAP < HapConfig().threshold
