@@ -132,14 +132,16 @@ GROUP_NEGATIVE = _forms(
     "criminal thief rapist terrorist invader infestation plague disease diseased cancer virus drain burden freak "
     "pervert predator pedophile paedophile groomer abomination degenerate stupid dumb lazy dirty violent "
     "exterminate extermination deport deported expel eradicate gas gassed lynch lynched hang hanged kill "
-    "breed breeding ban banned banning kitchen sandwich sandwiches greedy thieving stink stinks")
+    "breed breeding ban banned banning kitchen sandwich sandwiches greedy thieving stink stinks") | frozenset(
+    "thieves leeches roaches cockroaches viruses lice".split())  # plurals not made by an s
 _NEGATIVE_PHRASES = re.compile(
-    r"\b(?:not|aren'?t|isn'?t|never|less\s+than)\s+(?:real\s+|even\s+|fully\s+)?(?:human|people|persons)\b"
-    r"|\bkeep\s+(?:them|those|these|\w+)\s+out\b|\bget\s+rid\s+of\b|\bwipe\s+(?:them\s+)?out\b"
-    r"|\b(?:sh|w)ould(?:n'?t|\s+not)\s+be\s+allowed\b|\bnot\s+(?:be\s+)?allowed\s+(?:to|near|anywhere|in)\b"
-    r"|\bsend\s+(?:them|\w+)\s+back\b|\bgo\s+back\s+(?:to|where)\b|\bdon'?t\s+belong\b|\bnot\s+welcome\b"
-    r"|\blower\s+iqs?\b|\bby\s+nature\b|\bin\s+their\s+blood\b|\bcontrol\s+the\s+(?:banks|media|world|money)\b"
-    r"|\bkilled\s+off\b|\blocked\s+(?:up|away)\b|\bmentally\s+ill\b|\btoo\s+(?:emotional|stupid|dumb)\s+to\b")
+    r"\b(?:not|aren'?t|isn'?t|less\s+than)\s+(?:real\s+|even\s+|fully\s+)?(?:human|humans|human\s+beings)\b"
+    r"|\bkeep\s+(?:them|those|these)\s+out\b|\bget\s+rid\s+of\b|\bwipe\s+(?:them\s+)?out\b"
+    r"|\bshould(?:n'?t|\s+not)\s+be\s+allowed\b|\bsend\s+(?:them|those|these)\s+(?:all\s+)?back\b"
+    r"|\bdon'?t\s+belong\b|\bnot\s+welcome\b|\blower\s+iqs?\b|\bcontrol\s+the\s+(?:banks|media|world|money)\b"
+    r"|\bshould\s+be\s+(?:locked|shut)\s+(?:up|away)\b|\bmentally\s+ill\b|\btoo\s+(?:emotional|stupid|dumb)\s+to\b")
+"""Phrases that say something degrading or excluding of a group named in the same sentence (each one a claim on its
+own: "go back to", "not allowed to", "by nature" or "in their blood" also open ordinary sentences about people)."""
 # a sentence that reports, studies or disputes what it says of a group is not hate speech
 REPORTING = _forms(
     "sentenced convicted charged accused arrested court trial judge jury prosecutor police report reported reporting "

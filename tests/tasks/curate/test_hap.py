@@ -109,7 +109,10 @@ GROUP_HATE = ["blacks are basically animals, they cant live in a civilised socie
 REPORTED = ["The court sentenced a man who called Muslims vermin in a series of posts.",
             "Researchers found that claims that immigrants are criminals do not hold up.",
             "Black people and women were denied the vote for decades, historians note.",
-            "My Muslim neighbours brought food when we moved in.", "Women's football is growing fast."]
+            "My Muslim neighbours brought food when we moved in.", "Women's football is growing fast.",
+            "Many Mexican families go back to their villages for the holidays.", "Women were not allowed to vote until 1920.",
+            "Refugees send money back home every month.", "Music is in their blood: the Roma musicians played all night.",
+            "Refugees are not people who chose to leave; they were forced out."]
 
 
 def test_hate_against_a_group_is_read_from_its_words_unless_reported_or_disputed():
