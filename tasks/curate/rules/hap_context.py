@@ -8,7 +8,7 @@
   on society", "trans ppl are just predators", "keep them out of every school") — unless the sentence reports,
   studies or disputes it ("was sentenced for", "the myth that", "a study of");
 - harassment of the reader: death wishes, doxxing and stalking ("I already have your work address", "followed
-  you home"), sexual harassment ("send me more pics").
+  you home"), sexual harassment ("send me your nudes").
 
 Each is a set lookup on a sentence's words first; the regular expressions run only on the sentences that hold the
 words they need. Checked on labelled sets (benchmarks/hap_eval.py) and for matches on the demo and benchmark
@@ -17,6 +17,7 @@ corpora, where a match on text that is not abusive is a false positive in a trai
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from functools import lru_cache
 
 # --- obfuscation -----------------------------------------------------------------------------------------------
@@ -167,9 +168,11 @@ def group_hate(words: list[str], line: str) -> bool:
         w in GROUP_ADJECTIVES and i + 1 < len(words) and (words[i + 1] in PEOPLE or words[i + 1] in GROUP_NOUNS))]
     if not at:
         return False
-    bad = [i for i, w in enumerate(words) if w in GROUP_NEGATIVE]
-    if any(abs(i - j) <= _WINDOW for i in at for j in bad):
-        return True
+    bad = [j for j, w in enumerate(words) if w in GROUP_NEGATIVE]
+    for j in bad:  # the group mention nearest each degrading word (linear: both lists are in order)
+        k = bisect_left(at, j)
+        if (k < len(at) and at[k] - j <= _WINDOW) or (k and j - at[k - 1] <= _WINDOW):
+            return True
     return bool(_NEGATIVE_PHRASES.search(line))
 
 

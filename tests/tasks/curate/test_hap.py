@@ -153,3 +153,23 @@ def test_the_self_trained_model_ranks_but_never_rejects_alone_at_the_default():
     plain = "The library opens at nine and the reading room stays quiet until noon."
     s_bad, s_good = hap_scores([insinuation, plain])
     assert s_good < s_bad <= hap_learned.RANK_CAP < HapConfig().threshold
+
+
+def test_the_group_reader_is_linear_when_the_group_and_the_words_about_it_are_far_apart():
+    """Group mentions at one end of a long sentence, degrading words at the other, nothing within the window: every
+    mention against every word would be quadratic (one hostile document stalling a partition)."""
+    import time
+
+    from tasks.curate.rules.hap_context import group_hate
+
+    def seconds(n: int) -> float:
+        words = ["jews"] * n + ["the"] * 20 + ["rats"] * n
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.thread_time()
+            assert not group_hate(words, " ".join(words)[:0])
+            best = min(best, time.thread_time() - t0)
+        return best
+
+    small, large = seconds(2_000), seconds(8_000)
+    assert large / max(small, 2e-4) < 6, (small, large)
