@@ -215,6 +215,11 @@ def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS), doc_words
     if directed is not None:
         checks.append(((directed_words, targets), directed, directed_words))
     relevant = frozenset().union(*(n for need, _, _ in checks for n in need))
+    by_anchor: dict[str, list[int]] = {}  # word -> the checks whose rarest word set holds it
+    for k, (_, _, anchor) in enumerate(checks):
+        for w in anchor:
+            by_anchor.setdefault(w, []).append(k)
+    about_group = [any(_GROUP_W <= n for n in need) for need, _, _ in checks]
     out = np.zeros(len(docs))
     for i, low in enumerate(docs):
         words = doc_words[i] if doc_words is not None else _words_of(low)
@@ -222,13 +227,14 @@ def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS), doc_words
             out[i] = 1.0
             continue
         hit = relevant.intersection(words)  # a handful of words: the checks below look at these only
-        possible = [(need, p, hit.intersection(anchor)) for need, p, anchor in checks
-                    if all(not hit.isdisjoint(n) for n in need)]
-        for need, p, present in possible:
-            about_group = any(_GROUP_W <= n for n in need)
-            for sentence in _sentences_with(low, present):
+        candidates = sorted({k for w in hit for k in by_anchor.get(w, ())})
+        for k in candidates:
+            need, p, anchor = checks[k]
+            if not all(not hit.isdisjoint(n) for n in need):
+                continue
+            for sentence in _sentences_with(low, hit.intersection(anchor)):
                 sw = set(_WORD.findall(sentence))
-                if about_group and not sw.isdisjoint(REPORTING):
+                if about_group[k] and not sw.isdisjoint(REPORTING):
                     continue  # reported, studied or disputed ("claims that immigrants are criminals do not hold")
                 if all(sw.intersection(n) for n in need) and p.search(sentence):
                     out[i] = 1.0
