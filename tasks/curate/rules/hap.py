@@ -247,8 +247,10 @@ def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS), doc_words
 
 
 def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), _plain: bool = True) -> np.ndarray:
-    """Score in [0, 1] per text: the maximum over its sentences of the classifier probability, the word list and
-    the hate/abuse patterns."""
+    """Score in [0, 1] per text: the maximum over its sentences of the profanity classifier's probability, the word
+    list, the hate/abuse patterns and readers (hap_context.py, also on the text's plain form when it holds
+    obfuscated words), and the self-trained classifier (hap_learned.py, at most 0.98: it ranks, never rejects
+    alone at the default threshold)."""
     from tasks.curate.rules.hap_model import predict_lines
 
     if not texts:

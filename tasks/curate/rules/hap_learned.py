@@ -5,7 +5,7 @@ hard clean texts that share their vocabulary: reporting on hate, technical, medi
 The profanity classifier alt-profanity-check ships was trained to find swear words; the word list and phrase
 patterns (hap.py, hap_context.py) find what they spell out. This model scores what neither names: contempt,
 insinuation, stereotypes and threats phrased in ordinary words. It is TF-IDF over word 1-2-grams with a logistic
-regression, trained in a fraction of a second when a process first needs it (no pickle is read: the training set
+regression, trained in about a second when a process first needs it (no pickle is read: the training set
 is the model), deterministically (liblinear), and cached by the training file's content.
 
 How its probability enters a document's HAP score (hap.py): at most `RANK_CAP`, below the default threshold, so
