@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.curate.rules.hap_context import GROUP_WORDS, REPORTING, context_hit, plain_forms
+from tasks.curate.rules.hap_context import CONTEXT_WORDS, GROUP_WORDS, REPORTING, context_hit, plain_forms
 from tasks.curate.step import StepResult, result
 from tasks.curate.text import strip_invisible
 
@@ -203,6 +203,53 @@ def _words_of(low: str) -> set[str]:
     return set(_WORD.findall(low))
 
 
+def _cue_words(words_path: str) -> frozenset[str]:
+    """Every word a rule, reader or the learned model's selection looks for: the only words of a document that
+    `rule_scores`, `context_hit` and `learned_scores` read (each intersects a document's words with its own set)."""
+    always, directed_words, _ = _lists(words_path)
+    return _cues(always, directed_words)
+
+
+@lru_cache(maxsize=4)
+def _cues(always: frozenset[str], directed_words: frozenset[str]) -> frozenset[str]:
+    pattern_words = frozenset().union(*(n for need, _ in _PATTERNS for n in need))
+    return (always | directed_words | pattern_words | _YOU_W | _GROUP_W | {"people"} | GROUP_WORDS | CONTEXT_WORDS)
+
+
+def doc_words(docs: list[str], cues: frozenset[str]) -> list[set[str]]:
+    """The [a-z]+ words of each lower-cased document that are among `cues`. ASCII documents are split in Arrow's
+    C++ kernels (after one bytes.translate each) and their words tested against `cues` there: only the few words
+    found become Python strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: list[set[str]] = [set() for _ in docs]
+    plain = [i for i, d in enumerate(docs) if d.isascii()]
+    if plain:
+        arr = pa.array([docs[i].encode("ascii").translate(_NOT_AZ).decode("ascii") for i in plain], pa.large_string())
+        tokens = pc.ascii_split_whitespace(arr)
+        flat = tokens.flatten()
+        names, array = _cue_array(cues)
+        at = pc.index_in(flat, value_set=array).fill_null(-1).to_numpy().astype(np.int64)
+        owner = np.repeat(np.arange(len(plain), dtype=np.int64), np.diff(tokens.offsets.to_numpy()))
+        found = at >= 0
+        pairs = np.unique(owner[found] * len(names) + at[found])  # (document, word) once each
+        for o, w in zip((pairs // len(names)).tolist(), (pairs % len(names)).tolist()):
+            out[plain[o]].add(names[w])
+    for i, d in enumerate(docs):
+        if not d.isascii():
+            out[i] = cues.intersection(_WORD.findall(d))
+    return out
+
+
+@lru_cache(maxsize=4)
+def _cue_array(cues: frozenset[str]):
+    import pyarrow as pa
+
+    names = sorted(cues)
+    return names, pa.array(names, pa.large_string())
+
+
 def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS), doc_words: list[set[str]] | None = None
                 ) -> np.ndarray:
     """Per lower-cased document (its sentences one a line: `sentence_lines`): 1.0 when a sentence has an `[always]`
@@ -269,7 +316,7 @@ def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), _plain: b
             at = np.concatenate([[0], np.cumsum(counts[idx])[:-1]])
             for i, a in zip(idx, at):
                 per_sentence[starts[i]:starts[i] + counts[i]] = probs[a:a + counts[i]]
-    words = [_words_of(d) for d in docs]
+    words = doc_words(list(docs), _cue_words(words_path))
     scores = np.maximum(np.maximum.reduceat(per_sentence, starts), rule_scores(list(docs), words_path, words))
     if not _plain:
         return scores

@@ -70,6 +70,13 @@ def _mixed_runs(x: bytes) -> list[tuple[int, int]]:
     return spans
 
 
+@lru_cache(maxsize=8)
+def _rewrites(known: frozenset[str]) -> tuple[frozenset[str], int]:
+    """The words an obfuscated word may be read as, and the longest span that can become one."""
+    relevant = known | THREAT_WORDS
+    return relevant, max(map(len, relevant)) + 2
+
+
 def plain_forms(line: str, known: frozenset[str]) -> str | None:
     """The lower-cased text with its obfuscated words written plainly, or None when it holds none: inside a word,
     digits and symbols read as the letters they stand for ("sh!t", "k1ll", "f@ggot"); masked words are matched
@@ -82,8 +89,7 @@ def plain_forms(line: str, known: frozenset[str]) -> str | None:
     spaced = b" a a a " in x or x.startswith(b"a a a ") or x.endswith(b" a a a")
     if not (spans or spaced):
         return None
-    relevant = known | THREAT_WORDS
-    longest = max(map(len, relevant)) + 2
+    relevant, longest = _rewrites(known)
     pieces, at = [], 0
     for a, b in spans:
         if b - a > longest or b - a < 3:
@@ -217,6 +223,8 @@ def harassment(words: list[str], line: str) -> bool:
 
 
 GROUP_WORDS = GROUP_NOUNS | GROUP_ADJECTIVES | _WOMEN
+CONTEXT_WORDS = GROUP_WORDS | PEOPLE | YOU | HARASSMENT_WORDS
+"""The words of a document `context_hit` reads (it intersects the document's words with these sets only)."""
 _WORD = re.compile(r"[a-z]+")
 
 

@@ -2,10 +2,11 @@
 averaged) evaluated on many sentences at once, with the same result as its `predict_prob` (tests check to 1e-9).
 
 The package scores a list of sentences through scikit-learn: a Python loop over the tokens of each sentence to
-build a sparse matrix, then `np.apply_along_axis` over the rows. Here the sentences of a batch are tokenized in
-one split on non-word characters of their concatenation (a separator word marks where each ends), tokens become vocabulary ids
-with one dict lookup each, and the TF-IDF norms and the five decision values are `np.bincount`s: about 4x faster.
-The model's numbers are read from the installed wheel, nothing else is loaded."""
+build a sparse matrix, then `np.apply_along_axis` over the rows. Here the sentences of a batch are tokenized
+together: ASCII lines (`predict_lines`, what hap.py calls) by Arrow's C++ kernels (split into lines, lines into tokens, tokens looked up in the
+vocabulary), other text in one split on non-word characters of the concatenation (a separator word marks where
+each sentence ends) and one dict lookup per token; the TF-IDF norms and the five decision values are
+`np.bincount`s: about 4x faster. The model's numbers are read from the installed wheel, nothing else is loaded."""
 from __future__ import annotations
 
 import re
@@ -14,6 +15,8 @@ from functools import lru_cache
 from itertools import repeat
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _SEP = "qqkeelsentencebreakqq"  # a \w\w+ token no sentence contains once removed from its text
 
@@ -22,6 +25,7 @@ _SEP = "qqkeelsentencebreakqq"  # a \w\w+ token no sentence contains once remove
 class LinearTfidf:
     vocabulary: dict[str, int]  # and the separator, with the id len(idf)
     vocabulary_bytes: dict[bytes, int]  # its ASCII words, as bytes
+    vocabulary_arrow: object  # its words in id order, a pyarrow string array (index_in gives the id)
     idf: np.ndarray          # (V,)
     coef: np.ndarray         # (V, K): one column per calibrated SVM
     intercept: np.ndarray    # (K,)
@@ -45,6 +49,7 @@ def model() -> LinearTfidf:
     vocabulary = {**vec.vocabulary_, _SEP: len(vec.idf_)}
     return LinearTfidf(
         vocabulary=vocabulary, vocabulary_bytes={k.encode(): i for k, i in vocabulary.items() if k.isascii()},
+        vocabulary_arrow=pa.array(sorted(vocabulary, key=vocabulary.__getitem__), pa.string()),
         idf=np.asarray(vec.idf_, dtype=np.float64),
         coef=np.stack([np.asarray(m.estimator.coef_[0], dtype=np.float64) for m in members], axis=1),
         intercept=np.array([float(m.estimator.intercept_[0]) for m in members]),
@@ -72,17 +77,25 @@ def predict_prob(sentences: list[str]) -> np.ndarray:
 def predict_lines(low: str, n: int) -> np.ndarray:
     """`predict_prob` of the `n` lines of lower-cased `low` (sentences joined by "\\n", none holding the separator
     word), in one string, so no per-sentence string is built; a line without a single token (blank, punctuation)
-    scores 0, not the package's score of an empty sentence (it holds nothing to judge)."""
+    scores 0, not the package's score of an empty sentence (it holds nothing to judge). ASCII text is tokenized
+    in Arrow's C++ kernels: one bytes.translate keeps word bytes and newlines, Arrow splits it into lines and the
+    lines into tokens, and looks the tokens up in the vocabulary (no Python object per token)."""
     if n == 0:
         return np.zeros(0)
     m = model()
-    spaced = low.replace("\n", f" {_SEP} ")
     if low.isascii():
-        tokens = spaced.encode("ascii").translate(_ASCII_WORD).split()
-        ids = np.fromiter(map(m.vocabulary_bytes.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
-    else:
-        tokens = [t for t in m.nonword.split(spaced) if t]
-        ids = np.fromiter(map(m.vocabulary.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+        lines = pc.split_pattern(pa.array([low.encode("ascii").translate(_ASCII_LINES).decode("ascii")],
+                                          pa.large_string()), "\n").flatten()
+        tokens = pc.ascii_split_whitespace(lines)  # ("" at either end of a line that starts or ends with spaces)
+        flat = tokens.flatten()
+        row = np.repeat(np.arange(len(lines)), np.diff(tokens.offsets.to_numpy()))
+        ids = pc.index_in(flat, value_set=m.vocabulary_arrow).fill_null(-1).to_numpy().astype(np.int64)
+        p = _decide_rows(m, row, ids, n)
+        words = np.bincount(row[pc.binary_length(flat).to_numpy() > 0], minlength=n)
+        p[words[:n] == 0] = 0.0
+        return p
+    tokens = [t for t in m.nonword.split(low.replace("\n", f" {_SEP} ")) if t]
+    ids = np.fromiter(map(m.vocabulary.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
     p = _decide(m, ids, n)
     is_sep = ids == len(m.idf)
     words = np.bincount(np.cumsum(is_sep)[~is_sep], minlength=n)
@@ -91,6 +104,7 @@ def predict_lines(low: str, n: int) -> np.ndarray:
 
 
 _ASCII_WORD = bytes(c if chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(128)) + b" " * 128
+_ASCII_LINES = _ASCII_WORD[:10] + b"\n" + _ASCII_WORD[11:]  # the same, newlines kept
 
 
 def _ascii_ids(m: LinearTfidf, sentences: list[str]) -> np.ndarray:
@@ -112,10 +126,16 @@ def _unicode_ids(m: LinearTfidf, sentences: list[str]) -> np.ndarray:
 
 
 def _decide(m: LinearTfidf, ids: np.ndarray, n: int) -> np.ndarray:
-    v = len(m.idf)  # the separator's id
-    is_sep = ids == v
-    sent = np.cumsum(is_sep)
-    keep = (ids >= 0) & ~is_sep
+    """Probabilities of `n` sentences whose token ids are `ids`, sentences separated by the separator's id."""
+    is_sep = ids == len(m.idf)
+    return _decide_rows(m, np.cumsum(is_sep)[~is_sep], ids[~is_sep], n)
+
+
+def _decide_rows(m: LinearTfidf, sent: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """Probabilities of `n` sentences from their tokens' sentence numbers `sent` and vocabulary ids `ids` (-1: not
+    in the vocabulary)."""
+    v = len(m.idf)
+    keep = ids >= 0
     sent, ids = sent[keep], ids[keep]
     key, tf = np.unique(sent * v + ids, return_counts=True)
     row, col = key // v, key % v

@@ -85,6 +85,36 @@ def test_batched_classifier_gives_the_packages_probabilities():
         assert np.abs(predict_prob(alone) - package(alone)).max() < 1e-9
 
 
+def test_lines_scored_in_one_string_give_the_packages_probabilities():
+    """hap_model.predict_lines (the sentences of many documents one a line, tokenized in Arrow): each line's
+    probability is the package's for that sentence; a line without a token (blank, spaces, punctuation) is 0."""
+    import numpy as np
+    from profanity_check import predict_prob as package
+
+    from tasks.curate.rules.hap_model import predict_lines
+
+    lines = ["fuck you", "", "   ", "  you are an idiot  ", "!!!", "the and of", " leading", "trailing ", "a",
+             "snake_case x86_64 42 shit", "\tdamn\tit", "kill -9 the child", "crap... what", "x"] * 2
+    for group in (lines, ["résumé shit", *lines]):  # the ASCII path, and the one for other text
+        got = predict_lines("\n".join(g.lower() for g in group), len(group))
+        want = np.array([0.0 if not any(c.isalnum() for c in g) else p for g, p in zip(group, package(group))])
+        assert got.shape == (len(group),) and np.abs(got - want).max() < 1e-9
+
+
+def test_the_words_the_readers_see_are_the_documents_words_among_the_cues():
+    """hap.doc_words (Arrow's split and set lookup for ASCII documents, a regular expression for the others) gives
+    each document's [a-z]+ words that some rule, reader or the learned model's selection looks for."""
+    from tasks.curate.rules.hap import _cue_words, _words_of, doc_words
+
+    cues = _cue_words(HapConfig().words_path)
+    docs = ["you are vermin\nblacks are animals", "", "x86_64 you2 _people_ 1jews1", "   ", "straße you jews",
+            "nothing to see here", "YOU".lower(), "a\n\nthe"]
+    got = doc_words(docs, cues)
+    assert got == [_words_of(d) & cues for d in docs]
+    assert {"you", "vermin", "blacks", "animals"} <= got[0] and {"you", "people", "jews"} <= got[2]
+    assert got[5] == set() and "see" not in cues
+
+
 def test_obfuscated_words_are_read_plainly():
     """Letters written as digits or symbols, spaced out, or masked: the word list and patterns see the plain word;
     versions, hashes and ordinary punctuation are left as they are."""
