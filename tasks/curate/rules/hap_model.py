@@ -3,10 +3,11 @@ averaged) evaluated on many sentences at once, with the same result as its `pred
 
 The package scores a list of sentences through scikit-learn: a Python loop over the tokens of each sentence to
 build a sparse matrix, then `np.apply_along_axis` over the rows. Here the sentences of a batch are tokenized
-together: ASCII lines (`predict_lines`, what hap.py calls) by Arrow's C++ kernels (split into lines, lines into tokens, tokens looked up in the
-vocabulary), other text in one split on non-word characters of the concatenation (a separator word marks where
-each sentence ends) and one dict lookup per token; the TF-IDF norms and the five decision values are
-`np.bincount`s: about 4x faster. The model's numbers are read from the installed wheel, nothing else is loaded."""
+together: ASCII lines (`predict_lines`, what hap.py calls) by Arrow's C++ kernels (split into lines, lines into
+tokens, tokens looked up in the vocabulary), other text in one split on non-word characters of the concatenation
+(a separator word marks where each sentence ends) and one dict lookup per token; the TF-IDF norms and the five
+decision values are `np.bincount`s: about 4x faster. The model's numbers are read from the installed wheel,
+nothing else is loaded."""
 from __future__ import annotations
 
 import re
