@@ -49,8 +49,9 @@ _SEP = "qqkeelunitbreakqq"
 class Model:
     """TF-IDF over word 1-2-grams (sublinear tf, L2 norm) and a logistic regression, fitted with scikit-learn;
     `predict` evaluates the fitted model on many texts at once (the same probabilities as scikit-learn's, tested):
-    one regular-expression pass over their concatenation, one dict lookup per word and per word pair, and numpy
-    sums per text, instead of scikit-learn's Python loop over each text's n-grams."""
+    the words of ASCII texts split and looked up in Arrow's C++ kernels (of other text, one regular-expression
+    pass over the concatenation and a dict lookup per word), word pairs found by a sorted search, and numpy sums
+    per text, instead of scikit-learn's Python loop over each text's n-grams."""
 
     def __init__(self, texts: list[str], labels: np.ndarray):
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -76,23 +77,22 @@ class Model:
         self.coef = self.clf.coef_[0]
         self.intercept = float(self.clf.intercept_[0])
         self.token = re.compile(TOKEN)
+        import pyarrow as pa
+
+        words = [w for w in self._ids if w != _SEP]
+        self._words = pa.array(words, pa.string())  # for Arrow's lookup
+        self._word_ids = np.array([self._ids[w] for w in words], dtype=np.int64)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         """P(abusive) per text."""
         if not texts:
             return np.zeros(0)
-        joined = f" {_SEP} ".join(texts).lower()
-        if joined.count(_SEP) != len(texts) - 1:  # a text holding the separator word itself
-            joined = f" {_SEP} ".join(t.lower().replace(_SEP, " ") for t in texts)
-        toks = self.token.findall(joined)
-        get, none = self._ids.get, repeat(-1)
-        ids = np.fromiter(map(get, toks, none), dtype=np.int64, count=len(toks))
-        sep = ids == self._sep_id
-        unit = np.cumsum(sep)  # the text each token belongs to (a separator counts for the next one)
-        ids[sep] = -1
+        plain = np.fromiter(map(str.isascii, texts), dtype=bool, count=len(texts))
+        ids, unit = self._ascii_ids(texts) if plain.all() else self._ids_of(texts) if not plain.any() else (
+            self._mixed_ids(texts, plain))
         first, second = ids[:-1], ids[1:]
         pairs = np.full(len(first), -1, dtype=np.int64)
-        known = (first >= 0) & (second >= 0)  # a pair across two texts holds a separator: no feature
+        known = (first >= 0) & (second >= 0) & (unit[:-1] == unit[1:])  # no pair across two texts
         if len(self._pair_keys) and known.any():
             key = first[known] * (self._sep_id + 1) + second[known]
             at = np.minimum(np.searchsorted(self._pair_keys, key), len(self._pair_keys) - 1)
@@ -107,6 +107,45 @@ class Model:
         dot = np.bincount(who, w * self.coef[what], minlength=len(texts))
         decision = np.where(norm > 0, dot / np.where(norm > 0, norm, 1.0), 0.0) + self.intercept
         return 1.0 / (1.0 + np.exp(-decision))
+
+    def _ids_of(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The vocabulary id of each token of the texts in order (-1: not a feature) and the text it belongs to:
+        one regular-expression pass over their concatenation, one dict lookup per token."""
+        joined = f" {_SEP} ".join(texts).lower()
+        if joined.count(_SEP) != len(texts) - 1:  # a text holding the separator word itself
+            joined = f" {_SEP} ".join(t.lower().replace(_SEP, " ") for t in texts)
+        toks = self.token.findall(joined)
+        ids = np.fromiter(map(self._ids.get, toks, repeat(-1)), dtype=np.int64, count=len(toks))
+        sep = ids == self._sep_id
+        unit = np.cumsum(sep)  # (a separator counts for the next text, and is no feature)
+        ids[sep] = -1
+        return ids, unit
+
+    def _mixed_ids(self, texts: list[str], plain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ASCII texts' tokens, then the others' (each text's tokens stay together and in order)."""
+        a, b = np.flatnonzero(plain), np.flatnonzero(~plain)
+        ids_a, unit_a = self._ascii_ids([texts[i] for i in a])
+        ids_b, unit_b = self._ids_of([texts[i] for i in b])
+        return np.concatenate([ids_a, ids_b]), np.concatenate([a[unit_a], b[unit_b]])
+
+    def _ascii_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`_ids_of` for ASCII texts in Arrow's C++ kernels: the token pattern's matches are the runs of word
+        characters and apostrophes, less the apostrophes at either end (a run of apostrophes alone is none)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = pa.array([t.encode("ascii").translate(_TOKEN_BYTES).decode("ascii") for t in texts], pa.large_string())
+        runs = pc.ascii_split_whitespace(arr)
+        unit = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(runs.offsets.to_numpy()))
+        toks = pc.utf8_trim(runs.flatten(), "'")
+        real = pc.binary_length(toks).to_numpy() > 0  # (split leaves "" at the ends of a text)
+        at = pc.index_in(toks.filter(real), value_set=self._words).fill_null(-1).to_numpy().astype(np.int64)
+        return np.where(at >= 0, self._word_ids[at], -1), unit[real]
+
+
+_TOKEN_BYTES = bytes((c + 32 if 65 <= c <= 90 else c) if chr(c).isalnum() or chr(c) in "_'" else 32
+                     for c in range(128)) + b" " * 128
+"""ASCII bytes lower-cased, those of no token (neither a word character nor an apostrophe) made spaces."""
 
 
 def model(path: str | Path = TRAIN) -> Model:

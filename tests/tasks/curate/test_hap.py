@@ -177,7 +177,9 @@ def test_the_self_trained_model_ranks_but_never_rejects_alone_at_the_default():
     texts, labels = hap_learned.training_set()
     rng = random.Random(0)
     sample = [rng.choice(texts) for _ in range(200)] + ["", "you you", "qqkeelunitbreakqq x", "ÜBER straße you're"]
-    assert np.abs(m.predict(sample) - m.clf.predict_proba(m.vectorizer.transform(sample))[:, 1]).max() < 1e-9
+    ascii_only = [t for t in sample if t.isascii()] + ["'quoted' ''' '' don't o'clock 'tis'", "x_y a1 'b'c'", "'"]
+    for batch in (sample, ascii_only, ["ÜBER straße"]):  # mixed, ASCII only (Arrow's tokens), other text only
+        assert np.abs(m.predict(batch) - m.clf.predict_proba(m.vectorizer.transform(batch))[:, 1]).max() < 1e-9
     assert len(texts) > 800 and 0.4 < labels.mean() < 0.6
     insinuation = "People of that sort should not be allowed to raise children anywhere near decent families."
     plain = "The library opens at nine and the reading room stays quiet until noon."
