@@ -217,28 +217,29 @@ def _cues(always: frozenset[str], directed_words: frozenset[str]) -> frozenset[s
 
 
 def doc_words(docs: list[str], cues: frozenset[str]) -> list[set[str]]:
-    """The [a-z]+ words of each lower-cased document that are among `cues`. ASCII documents are split in Arrow's
-    C++ kernels (after one bytes.translate each) and their words tested against `cues` there: only the few words
-    found become Python strings."""
+    """The [a-z]+ words of each lower-cased document that are among `cues`. Each document's UTF-8 bytes are
+    translated once (every byte but a-z made a space: the bytes of a non-ASCII character are all >= 128), Arrow's
+    C++ kernels split them and test the words against `cues`: only the few words found become Python strings."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     out: list[set[str]] = [set() for _ in docs]
-    plain = [i for i, d in enumerate(docs) if d.isascii()]
-    if plain:
-        arr = pa.array([docs[i].encode("ascii").translate(_NOT_AZ).decode("ascii") for i in plain], pa.large_string())
-        tokens = pc.ascii_split_whitespace(arr)
-        flat = tokens.flatten()
+    data, rows = [], []
+    for i, d in enumerate(docs):
+        try:
+            data.append(d.encode("utf-8").translate(_NOT_AZ))
+            rows.append(i)
+        except UnicodeEncodeError:  # a lone surrogate
+            out[i] = cues.intersection(_WORD.findall(d))
+    if data:
+        tokens = pc.ascii_split_whitespace(pa.array(data, pa.large_string()))
         names, array = _cue_array(cues)
-        at = pc.index_in(flat, value_set=array).fill_null(-1).to_numpy().astype(np.int64)
-        owner = np.repeat(np.arange(len(plain), dtype=np.int64), np.diff(tokens.offsets.to_numpy()))
+        at = pc.index_in(tokens.flatten(), value_set=array).fill_null(-1).to_numpy().astype(np.int64)
+        owner = np.repeat(np.arange(len(data), dtype=np.int64), np.diff(tokens.offsets.to_numpy()))
         found = at >= 0
         pairs = np.unique(owner[found] * len(names) + at[found])  # (document, word) once each
         for o, w in zip((pairs // len(names)).tolist(), (pairs % len(names)).tolist()):
-            out[plain[o]].add(names[w])
-    for i, d in enumerate(docs):
-        if not d.isascii():
-            out[i] = cues.intersection(_WORD.findall(d))
+            out[rows[o]].add(names[w])
     return out
 
 
@@ -306,16 +307,8 @@ def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), _plain: b
     texts = [t.lower() if t.isascii() else strip_invisible(t).lower() for t in texts]
     docs, counts = zip(*map(sentence_lines, texts))
     counts = np.array(counts)
-    per_sentence = np.empty(int(counts.sum()))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    ascii_ = np.array([d.isascii() for d in docs])
-    for group in (ascii_, ~ascii_):  # the ASCII documents in one fast batch, the others in another
-        idx = np.flatnonzero(group)
-        if len(idx):
-            probs = predict_lines("\n".join(docs[i] for i in idx), int(counts[idx].sum()))
-            at = np.concatenate([[0], np.cumsum(counts[idx])[:-1]])
-            for i, a in zip(idx, at):
-                per_sentence[starts[i]:starts[i] + counts[i]] = probs[a:a + counts[i]]
+    per_sentence = predict_lines("\n".join(docs), int(counts.sum()))
     words = doc_words(list(docs), _cue_words(words_path))
     scores = np.maximum(np.maximum.reduceat(per_sentence, starts), rule_scores(list(docs), words_path, words))
     if not _plain:

@@ -78,23 +78,41 @@ def predict_prob(sentences: list[str]) -> np.ndarray:
 def predict_lines(low: str, n: int) -> np.ndarray:
     """`predict_prob` of the `n` lines of lower-cased `low` (sentences joined by "\\n", none holding the separator
     word), in one string, so no per-sentence string is built; a line without a single token (blank, punctuation)
-    scores 0, not the package's score of an empty sentence (it holds nothing to judge). ASCII text is tokenized
-    in Arrow's C++ kernels: one bytes.translate keeps word bytes and newlines, Arrow splits it into lines and the
-    lines into tokens, and looks the tokens up in the vocabulary (no Python object per token)."""
+    scores 0, not the package's score of an empty sentence (it holds nothing to judge).
+
+    Tokenized in Arrow's C++ kernels: one bytes.translate of the UTF-8 text turns the ASCII bytes that are no word
+    character into spaces (newlines kept); Arrow splits it into lines and the lines into tokens, and looks the
+    tokens up in the vocabulary, with no Python object per token. A token holding non-ASCII characters (a few) is
+    split again by the package's own rule, `\\W+` over Unicode ("don’t", "naïve")."""
     if n == 0:
         return np.zeros(0)
     m = model()
-    if low.isascii():
-        lines = pc.split_pattern(pa.array([low.encode("ascii").translate(_ASCII_LINES).decode("ascii")],
-                                          pa.large_string()), "\n").flatten()
-        tokens = pc.ascii_split_whitespace(lines)  # ("" at either end of a line that starts or ends with spaces)
-        flat = tokens.flatten()
-        row = np.repeat(np.arange(len(lines)), np.diff(tokens.offsets.to_numpy()))
-        ids = pc.index_in(flat, value_set=m.vocabulary_arrow).fill_null(-1).to_numpy().astype(np.int64)
-        p = _decide_rows(m, row, ids, n)
-        words = np.bincount(row[pc.binary_length(flat).to_numpy() > 0], minlength=n)
-        p[words[:n] == 0] = 0.0
-        return p
+    try:
+        data = low.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the text as Python reads it
+        return _predict_lines_python(m, low, n)
+    lines = pc.split_pattern(pa.array([data.translate(_LINE_BYTES)], pa.large_string()), "\n").flatten()
+    tokens = pc.ascii_split_whitespace(lines)  # ("" at either end of a line that starts or ends with spaces)
+    flat = tokens.flatten()
+    row = np.repeat(np.arange(len(lines)), np.diff(tokens.offsets.to_numpy()))
+    ids = pc.index_in(flat, value_set=m.vocabulary_arrow).fill_null(-1).to_numpy().astype(np.int64)
+    real = pc.binary_length(flat).to_numpy() > 0
+    if not low.isascii():
+        other = np.flatnonzero(~pc.string_is_ascii(flat).to_numpy(zero_copy_only=False))
+        parts = [[t for t in m.nonword.split(x) if t] for x in flat.take(pa.array(other)).to_pylist()]
+        pieces = [t for ts in parts for t in ts]
+        owner = np.repeat(row[other], [len(ts) for ts in parts])
+        ids[other], real[other] = -1, False
+        ids = np.concatenate([ids, np.fromiter(map(m.vocabulary.get, pieces, repeat(-1)), dtype=np.int64,
+                                               count=len(pieces))])
+        row, real = np.concatenate([row, owner]), np.concatenate([real, np.ones(len(pieces), dtype=bool)])
+    p = _decide_rows(m, row, ids, n)
+    words = np.bincount(row[real], minlength=n)
+    p[words[:n] == 0] = 0.0
+    return p
+
+
+def _predict_lines_python(m: LinearTfidf, low: str, n: int) -> np.ndarray:
     tokens = [t for t in m.nonword.split(low.replace("\n", f" {_SEP} ")) if t]
     ids = np.fromiter(map(m.vocabulary.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
     p = _decide(m, ids, n)
@@ -105,7 +123,8 @@ def predict_lines(low: str, n: int) -> np.ndarray:
 
 
 _ASCII_WORD = bytes(c if chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(128)) + b" " * 128
-_ASCII_LINES = _ASCII_WORD[:10] + b"\n" + _ASCII_WORD[11:]  # the same, newlines kept
+_LINE_BYTES = _ASCII_WORD[:10] + b"\n" + _ASCII_WORD[11:128] + bytes(range(128, 256))
+"""UTF-8 bytes: ASCII ones that are no word character made spaces, newlines and non-ASCII bytes kept."""
 
 
 def _ascii_ids(m: LinearTfidf, sentences: list[str]) -> np.ndarray:

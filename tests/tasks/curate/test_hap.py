@@ -95,7 +95,9 @@ def test_lines_scored_in_one_string_give_the_packages_probabilities():
 
     lines = ["fuck you", "", "   ", "  you are an idiot  ", "!!!", "the and of", " leading", "trailing ", "a",
              "snake_case x86_64 42 shit", "\tdamn\tit", "kill -9 the child", "crap... what", "x"] * 2
-    for group in (lines, ["résumé shit", *lines]):  # the ASCII path, and the one for other text
+    other = ["résumé shit", "don’t be a bitch", "naïve\u00a0crap", "fuck\u2028you", "日本語 fuck テキスト", "’’",
+             "x\u00a0\u00a0"]
+    for group in (lines, other + lines, lines + other, ["\ud800 shit", *lines]):  # ASCII, other, a lone surrogate
         got = predict_lines("\n".join(g.lower() for g in group), len(group))
         want = np.array([0.0 if not any(c.isalnum() for c in g) else p for g, p in zip(group, package(group))])
         assert got.shape == (len(group),) and np.abs(got - want).max() < 1e-9
@@ -108,11 +110,12 @@ def test_the_words_the_readers_see_are_the_documents_words_among_the_cues():
 
     cues = _cue_words(HapConfig().words_path)
     docs = ["you are vermin\nblacks are animals", "", "x86_64 you2 _people_ 1jews1", "   ", "straße you jews",
+            "naïve\u00a0people’s jews\u2028you", "\ud800 you jews",
             "nothing to see here", "YOU".lower(), "a\n\nthe"]
     got = doc_words(docs, cues)
     assert got == [_words_of(d) & cues for d in docs]
     assert {"you", "vermin", "blacks", "animals"} <= got[0] and {"you", "people", "jews"} <= got[2]
-    assert got[5] == set() and "see" not in cues
+    assert got[docs.index("nothing to see here")] == set() and "see" not in cues
 
 
 def test_obfuscated_words_are_read_plainly():
