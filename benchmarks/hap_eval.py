@@ -132,13 +132,18 @@ def main() -> None:
 
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         hap_scores(docs[:50])  # models loaded
-        t0 = time.perf_counter()
-        hap_scores(docs)
-        dt = time.perf_counter() - t0
+        runs = []
+        for _ in range(4):  # the first pass over the corpus, then three more: a worker scores partition after
+            t0 = time.perf_counter()  # partition, so the steady state (the median of the three) is the figure
+            hap_scores(docs)
+            runs.append(time.perf_counter() - t0)
+        dt = float(np.median(runs[1:]))
         figures["demo_docs_per_s"] = round(len(docs) / dt, 1)
+        figures["demo_docs_per_s_first_pass"] = round(len(docs) / runs[0], 1)
         figures["demo_mb_per_s"] = round(sum(map(len, docs)) / dt / 1e6, 2)
         print(f"speed on the demo corpus: {len(docs)} documents, {figures['demo_docs_per_s']:.0f} docs/s "
-              f"({figures['demo_mb_per_s']} MB/s) on one core")
+              f"({figures['demo_mb_per_s']} MB/s) on one core, median of three passes; the first pass "
+              f"{figures['demo_docs_per_s_first_pass']:.0f} docs/s")
         flat = [x for d in docs for x in sentences(d)]
         t0 = time.perf_counter()
         predict_prob(flat)
