@@ -8,8 +8,12 @@ development: hate and abuse with and without swear words, and hard negatives fro
 literary text); pass `--labelled` (JSONL of {"text", "label": 0/1}) for another set: benchmarks/data/
 hap_heldout.jsonl (100 texts written after the first patterns), hap_heldout_2.jsonl (140) and hap_heldout_3.jsonl
 (160), each written by another author who saw none of the scorer's code, lists or training texts (the README says
-which changes each set has seen since). Speed: documents per second per core on the demo corpus (one process), and the classifier alone as the
-package evaluates it vs keel's batched evaluation of the same model.
+which changes each set has seen since), and hap_heldout_4/5/6.jsonl (160, 160 of longer posts, 200), written
+for the round that let the trained classifier reject. The documents rejected at the default threshold on the demo
+corpus and the benchmark corpora (benchmarks/build_corpora.py), per corpus: what a change costs in text that is
+not abusive (most of what is rejected there is Shakespeare's insults). Speed: documents per second per core on
+the demo corpus (one process), and the classifier alone as the package evaluates it vs keel's batched evaluation
+of the same model.
 Last line: one JSON object of figures; the curve is written to --out.
 """
 from __future__ import annotations
@@ -96,6 +100,8 @@ def main() -> None:
     ap.add_argument("--labelled", default="")
     ap.add_argument("--out", default="benchmarks/results/hap_pr.json")
     ap.add_argument("--demo", default=".keel/corpus")
+    ap.add_argument("--corpora", default=".keel/bench_corpora",
+                    help="folders of JSONL (benchmarks/build_corpora.py): documents rejected at the default, per folder")
     args = ap.parse_args()
     if args.labelled:
         rows = [json.loads(line) for line in Path(args.labelled).read_text().splitlines() if line.strip()]
@@ -120,6 +126,26 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"operating_point": figures["keel"], "curve": curve(y, ours)}, indent=1))
     import gzip
+
+    def documents(folder: Path) -> list[str]:
+        out = []
+        for f in sorted(folder.glob("*.jsonl*")):
+            raw = gzip.open(f, "rt").read() if f.suffix == ".gz" else f.read_text()
+            out += [json.loads(line)["text"] for line in raw.splitlines() if line.strip()]
+        return out
+
+    rejected = {}
+    for label, root in (("demo", Path(args.demo)), ("bench", Path(args.corpora))):
+        for sub in sorted(x for x in root.glob("*") if x.is_dir()):
+            texts_ = documents(sub)
+            if texts_:
+                rejected[f"{label}/{sub.name}"] = [int((hap_scores(texts_) >= threshold).sum()), len(texts_)]
+    if rejected:
+        figures["corpus_rejected"] = rejected
+        total = [sum(v[0] for v in rejected.values()), sum(v[1] for v in rejected.values())]
+        figures["corpus_rejected_total"] = total
+        print(f"rejected at the default threshold on the demo and benchmark corpora: {total[0]} of {total[1]} "
+              f"documents; by corpus: " + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in rejected.items()))
 
     docs = []
     for f in sorted(Path(args.demo).glob("*/*.jsonl*"))[:20]:

@@ -167,9 +167,10 @@ def test_harassment_of_the_reader_without_swear_words():
     assert list(scores >= HapConfig().threshold) == [True] * len(threats) + [False] * len(benign)
 
 
-def test_the_self_trained_model_ranks_but_never_rejects_alone_at_the_default():
+def test_the_self_trained_model_rejects_alone_only_when_sure_and_given_enough_known_words():
     """The classifier trained from data_contracts/hap/train.jsonl: its fast evaluation gives scikit-learn's
-    probabilities; abuse in words no list or pattern holds ranks above clean text, and alone stays under 0.99."""
+    probabilities; abuse in words no list or pattern holds is rejected at the default threshold when the model is
+    past REJECT_AT on a text of enough words it knows; a fragment, or text in a language it never saw, only ranks."""
     import random
 
     import numpy as np
@@ -183,11 +184,21 @@ def test_the_self_trained_model_ranks_but_never_rejects_alone_at_the_default():
     ascii_only = [t for t in sample if t.isascii()] + ["'quoted' ''' '' don't o'clock 'tis'", "x_y a1 'b'c'", "'"]
     for batch in (sample, ascii_only, ["ÜBER straße"]):  # mixed, ASCII only (Arrow's tokens), other text only
         assert np.abs(m.predict(batch) - m.clf.predict_proba(m.vectorizer.transform(batch))[:, 1]).max() < 1e-9
-    assert len(texts) > 800 and 0.4 < labels.mean() < 0.6
-    insinuation = "People of that sort should not be allowed to raise children anywhere near decent families."
+    assert len(texts) > 1700 and 0.4 < labels.mean() < 0.6
+
+    cfg = HapConfig()
+    p = np.array([0.5, 0.84, 0.86, 0.95, 0.99, 0.95, 0.95])
+    known = np.array([20, 20, 20, 20, 20, 2, 8])
+    words = np.array([20, 20, 20, 20, 20, 2, 20])  # the last two: a fragment; mostly words the model never saw
+    s = hap_learned.score(p, known, words)
+    assert list(s >= cfg.threshold) == [False, False, True, True, True, False, False]
+    assert s[0] == 0.5 and s[2] < s[3] < s[4] <= 1.0 and max(s[5], s[6]) <= hap_learned.RANK_CAP
+
+    contempt = "Those people breed like rabbits and take every council house going."
     plain = "The library opens at nine and the reading room stays quiet until noon."
-    s_bad, s_good = hap_scores([insinuation, plain])
-    assert s_good < s_bad <= hap_learned.RANK_CAP < HapConfig().threshold
+    fragment = "no pixels are transparent"
+    s_bad, s_good, s_fragment = hap_scores([contempt, plain, fragment])
+    assert s_bad >= cfg.threshold > hap_learned.RANK_CAP >= s_fragment and s_good < 0.5
 
 
 def test_the_group_reader_is_linear_when_the_group_and_the_words_about_it_are_far_apart():
