@@ -5,15 +5,17 @@
 Quality: AUROC, the precision/recall curve and the operating point at the default threshold, for keel's document
 score and for the bare profanity classifier, on a labelled set: by default the small set below (written for
 development: hate and abuse with and without swear words, and hard negatives from technical, security, news and
-literary text); pass `--labelled` (JSONL of {"text", "label": 0/1}) for another set: benchmarks/data/
-hap_heldout.jsonl (100 texts written after the first patterns), hap_heldout_2.jsonl (140) and hap_heldout_3.jsonl
-(160), each written by another author who saw none of the scorer's code, lists or training texts (the README says
-which changes each set has seen since), and hap_heldout_4/5/6.jsonl (160, 160 of longer posts, 200), written
-for the round that let the trained classifier reject. The documents rejected at the default threshold on the demo
-corpus and the benchmark corpora (benchmarks/build_corpora.py), per corpus: what a change costs in text that is
-not abusive (most of what is rejected there is Shakespeare's insults). Speed: documents per second per core on
-the demo corpus (one process), and the classifier alone as the package evaluates it vs keel's batched evaluation
-of the same model.
+literary text); pass `--labelled` (JSONL of {"text", "label": 0/1}) for another set in benchmarks/data/:
+hap_heldout.jsonl (100 texts written after the first patterns), hap_heldout_2.jsonl (140), hap_heldout_3.jsonl
+(160) and hap_heldout_4/5/6.jsonl (160, 160 longer posts, 200), each written by another author who saw none of the
+scorer's code, lists or training texts (the README says which changes each set has seen since), and
+hap_hard_negatives.jsonl (300 texts that are not abusive but share its words: quotations reported,
+counter-speech, fiction, group discussion, harsh but fair talk, violent vocabulary; a development set whose
+figure is the number rejected). The documents rejected at the default threshold on the demo corpus and the
+benchmark corpora (benchmarks/build_corpora.py), per corpus: what a change costs in text that is not abusive
+(most of what is rejected there is Shakespeare's insults). Speed: documents per second per core on the demo
+corpus (one process), and the classifier alone as the package evaluates it vs keel's batched evaluation of the
+same model.
 Last line: one JSON object of figures; the curve is written to --out.
 """
 from __future__ import annotations
@@ -113,12 +115,15 @@ def main() -> None:
     ours = hap_scores(texts)
     bare = np.array([max(predict_prob(sentences(t))) for t in texts])
     threshold = HapConfig().threshold
-    figures = {"set": args.labelled or "built-in development set", "n": len(texts), "positives": int(y.sum()),
-               "keel": {"auroc": round(auroc(y, ours), 4), **at(y, ours, threshold)},
-               "profanity_check": {"auroc": round(auroc(y, bare), 4), **at(y, bare, threshold)}}
+    figures = {"set": args.labelled or "built-in development set", "n": len(texts), "positives": int(y.sum())}
     for name, s in (("keel", ours), ("profanity_check", bare)):
-        print(f"{name:<16} AUROC {figures[name]['auroc']:.3f}   at threshold {threshold}: precision "
-              f"{figures[name]['precision']:.3f} recall {figures[name]['recall']:.3f}")
+        if 0 < y.sum() < len(y):
+            figures[name] = {"auroc": round(auroc(y, s), 4), **at(y, s, threshold)}
+            print(f"{name:<16} AUROC {figures[name]['auroc']:.3f}   at threshold {threshold}: precision "
+                  f"{figures[name]['precision']:.3f} recall {figures[name]['recall']:.3f}")
+        else:  # one class only (e.g. a set of hard negatives): how many reach the threshold
+            figures[name] = {"threshold": threshold, "rejected": int((s >= threshold).sum())}
+            print(f"{name:<16} at threshold {threshold}: {figures[name]['rejected']} of {len(s)} rejected")
     missed = [t for t, s, lab in zip(texts, ours, y) if lab == 1 and s < threshold]
     wrong = [t for t, s, lab in zip(texts, ours, y) if lab == 0 and s >= threshold]
     print("missed:", missed[:10])

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.curate.rules.hap_context import CONTEXT_WORDS, GROUP_WORDS, REPORTING, context_hit, plain_forms
+from tasks.curate.rules.hap_context import (CONTEXT_WORDS, GROUP_WORDS, REPORTING, context_hit, plain_forms,
+                                            unquote_reported)
 from tasks.curate.step import StepResult, result
 from tasks.curate.text import strip_invisible
 
@@ -308,6 +309,7 @@ def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), _plain: b
     # a soft hyphen or zero-width joiner must not hide a word (ASCII text holds none)
     texts = [t.lower() if t.isascii() else strip_invisible(t).lower() for t in texts]
     docs, counts = zip(*map(sentence_lines, texts))
+    docs = [unquote_reported(d) for d in docs]  # a quotation a sentence reports is not said to anyone
     counts = np.array(counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     per_sentence = predict_lines("\n".join(docs), int(counts.sum()))

@@ -167,6 +167,28 @@ def test_harassment_of_the_reader_without_swear_words():
     assert list(scores >= HapConfig().threshold) == [True] * len(threats) + [False] * len(benign)
 
 
+def test_a_quotation_the_sentence_reports_is_not_said_to_anyone():
+    """Court reports, moderation guidelines and victims' accounts quote threats, slurs and insults: in a sentence
+    that says the quotation is reported (said, wrote, received, the slur, an example...), what is quoted does not
+    score; a quotation with no such word, and abuse outside the quotes, still do."""
+    from tasks.curate.rules.hap_context import unquote_reported
+
+    reported = [
+        'The jury heard that the accused had written "I know where you live" in a voicemail left the night before.',
+        "She read out messages she'd received, including 'nobody will miss you', to show MPs what abuse looks like.",
+        'In the leaked chat logs, members of the group used the slur "wetback" and discussed targeting workers.',
+        'The moderation guidelines give "go back to where you came from" as an example of an attack on origin.',
+        "In her testimony, the witness said her manager called her a “stupid bitch” in front of customers.",
+    ]
+    said = ['"Go back to your country" is what I tell all of them.', 'You are a "genius", go kill yourself.',
+            'He said nothing, so I wrote back: you stupid bitch.']
+    cfg = HapConfig()
+    assert all(hap_scores(reported) < cfg.threshold) and all(hap_scores(said) >= cfg.threshold)
+    assert unquote_reported('the slur "wetback" was used.\nok "x" here') == 'the slur "" was used.\nok "x" here'
+    assert unquote_reported("don't 'fix' it, he said") == "don't '' it, he said"  # apostrophes are no quotes
+    assert unquote_reported("no quotes at all") == "no quotes at all"
+
+
 def test_the_self_trained_model_rejects_alone_only_when_sure_and_given_enough_known_words():
     """The classifier trained from data_contracts/hap/train.jsonl: its fast evaluation gives scikit-learn's
     probabilities; abuse in words no list or pattern holds is rejected at the default threshold when the model is
