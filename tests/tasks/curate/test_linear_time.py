@@ -19,7 +19,8 @@ EN = "The committee reviewed the quarterly report and approved the budget for th
 UNITS = ["ab-", "a.", "-", "@", "://", "x", "7", "(", "[", "a@a.", ".", "ab_", "x.y", "1.2", "'s", "#", "0:",
          "a'", "a--", "http://a", "www.", "a]", "\\", "a/", "1,0", "aB.", "A.", "$", "\u200b", "\u00ad", "a\u0301",
          "\u202e", "a\n", "<a>", "{\"", "🙂", "東",
-         "jews rats ", "black people ", "you hope ", "sh!t ", "f u c k "]  # what the HAP readers look for
+         "jews rats ", "black people ", "you hope ", "sh!t ", "f u c k ",  # what the HAP readers look for
+         '" said ', "'a' said ", "“x” "]  # quotations in reported speech
 POLICY = DocumentPolicy(allowed_licenses=("MIT",), blocked_domains=("bad.example",), blocked_url_patterns=("/casino/",),
                         optout_sources=(), optout_domains=("private.example",), optout_url_patterns=("/private/",),
                         optout_doc_ids=(), reject_copyright_notices=False, ut1_blocklist=False)
