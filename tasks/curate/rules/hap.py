@@ -165,7 +165,12 @@ _SEP_WORD = "qqkeelsentencebreakqq"  # hap_model's separator word, which no line
 def sentence_lines(low: str) -> tuple[str, int]:
     """The sentences of lower-cased text one a line, and how many: a line ends at a newline or after . ! ? and a
     space, as `sentences` splits, by plain replacement (no per-sentence string; blank lines score nothing)."""
-    x = low.strip().replace(". ", ".\n").replace("! ", "!\n").replace("? ", "?\n").replace("\r", "\n")
+    x = low.strip().replace(". ", ".\n")
+    for end in ("! ", "? "):
+        if end in x:  # (a scan, where a replace would also copy)
+            x = x.replace(end, end[0] + "\n")
+    if "\r" in x:
+        x = x.replace("\r", "\n")
     if _SEP_WORD in x:
         x = x.replace(_SEP_WORD, " ")
     n = x.count("\n") + 1
@@ -280,12 +285,15 @@ def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS), doc_words
             continue
         hit = relevant.intersection(words)  # a handful of words: the checks below look at these only
         candidates = sorted({k for w in hit for k in by_anchor.get(w, ())})
+        seen: dict[str, set[str]] = {}  # a sentence's words, read once for all the checks that look at it
         for k in candidates:
             need, p, anchor = checks[k]
             if not all(not hit.isdisjoint(n) for n in need):
                 continue
             for sentence in _sentences_with(low, hit.intersection(anchor)):
-                sw = set(_WORD.findall(sentence))
+                sw = seen.get(sentence)
+                if sw is None:
+                    sw = seen[sentence] = set(_WORD.findall(sentence))
                 if about_group[k] and not sw.isdisjoint(REPORTING):
                     continue  # reported, studied or disputed ("claims that immigrants are criminals do not hold")
                 if all(sw.intersection(n) for n in need) and p.search(sentence):
