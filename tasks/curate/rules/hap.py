@@ -111,6 +111,13 @@ _PATTERNS: list[tuple[tuple[frozenset[str], ...], re.Pattern]] = [(need, re.comp
     ((_YOU_W, frozenset({"die", "shot", "killed", "raped", "hanged", "beaten"})),
      rf"\b{_YOU}\s+(?:should|deserve\s+to|need\s+to|ought\s+to|must)\s+(?:just\s+)?(?:die|be\s+(?:shot|killed|raped|hanged|beaten))"),
     ((frozenset({"nobody"}), _YOU_W), rf"\bnobody\s+(?:likes|loves|wants|cares\s+about)\s+{_YOU}\b"),
+    # telling the reader to harm themselves, in the imperative (no "you" needed)
+    ((frozenset({"favour", "favor"}), frozenset({"die", "disappear", "kill", "jump", "hang", "off", "end", "drink"})),
+     r"\bdo\s+(?:us|everyone|everybody|the\s+world|society)\s+(?:all\s+)?a\s+favou?r\s+and\s+(?:just\s+)?"
+     r"(?:die|disappear|kill\s+yourself|jump|hang\s+yourself|off\s+yourself|end\s+it|drink\s+bleach)\b"),
+    ((frozenset({"jump", "traffic", "bleach"}),),
+     r"(?:^|[.!?,;:]\s*|\b(?:go|just|pls|please)\s+)(?:go\s+)?(?:jump\s+off\s+(?:a|the)\s+"
+     r"(?:bridge|cliff|building|roof|skyscraper)|play\s+in\s+(?:the\s+)?traffic|drink\s+(?:some\s+)?bleach)\b"),
     # hate against a group: dehumanising predicates, violence or expulsion, plain hatred
     ((_GROUP_W | {"people"}, _heads(_DEHUMANISING)),
      rf"\b(?:all\s+)?{GROUPS}\s+(?:are|r|is)\s+(?:all\s+|just\s+|only\s+|nothing\s+but\s+|such\s+|like\s+|a\s+bunch\s+of\s+)?{_DEHUMANISING}\b"),

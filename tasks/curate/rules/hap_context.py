@@ -137,6 +137,7 @@ _WOMEN = frozenset({"women", "females"})  # a group on their own (the singular i
 # what is said of a group: dehumanising, degrading, excluding, threatening, or a hate trope
 GROUP_NEGATIVE = _forms(
     "animal vermin parasite rat cockroach roach locust insect lice leech scum subhuman sub-human savage filth filthy "
+    "zoo colonise colonize colonising colonizing "
     "ape monkey pig dog trash garbage inferior primitive backward uncivilised uncivilized barbaric barbarian "
     "criminal thief rapist terrorist invader infestation plague disease diseased cancer virus drain burden freak "
     "pervert predator pedophile paedophile groomer abomination degenerate stupid dumb lazy dirty violent "
@@ -145,7 +146,7 @@ GROUP_NEGATIVE = _forms(
     "thieves leeches roaches cockroaches viruses lice".split())  # plurals not made by an s
 _NEGATIVE_PHRASES = re.compile(
     r"\b(?:not|aren'?t|isn'?t|less\s+than)\s+(?:real\s+|even\s+|fully\s+)?(?:human|humans|human\s+beings)\b"
-    r"|\bkeep\s+(?:them|those|these)\s+out\b|\bget\s+rid\s+of\b|\bwipe\s+(?:them\s+)?out\b"
+    r"|\bkeep\s+(?:them|those|these)\s+(?:out|off|away)\b|\bout\s+of\s+the\s+gene\s+pool\b|\bget\s+rid\s+of\b|\bwipe\s+(?:them\s+)?out\b"
     r"|\bshould(?:n'?t|\s+not)\s+be\s+allowed\b|\bsend\s+(?:them|those|these)\s+(?:all\s+)?back\b"
     r"|\bdon'?t\s+belong\b|\bnot\s+welcome\b|\blower\s+iqs?\b|\bcontrol\s+the\s+(?:banks|media|world|money)\b"
     r"|\bshould\s+be\s+(?:locked|shut)\s+(?:up|away)\b|\bmentally\s+ill\b|\btoo\s+(?:emotional|stupid|dumb)\s+to\b")

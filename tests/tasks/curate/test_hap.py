@@ -36,12 +36,15 @@ def test_rate_of_generations():
 
 ABUSE_WITHOUT_SWEARING = ["You are a worthless piece of garbage and nobody likes you.", "I will hurt you when I see you.",
                           "Go kill yourself.", "Immigrants are vermin and should be deported.", "I hate all Mexicans.",
-                          "Go back to your country.", "Kill all the refugees."]
+                          "Go back to your country.", "Kill all the refugees.",
+                          "Do the world a favour and jump off a bridge.", "go play in traffic loser"]
 NOT_ABUSE = ["Kill the child process with SIGKILL if it does not exit.", "The attacker can exploit the buffer overflow.",
              "Muslims around the world celebrate Eid al-Fitr.", "Immigrants contributed to the growth of the city.",
              "Through a chink in the wall they whispered.", "The idiot test checks nothing.",
              "Pigs are intelligent animals.", "Go back to the previous page.", "I will find you a better solution.",
-             "Ban the IP address after five failed logins.", "You had a bastard file format to parse."]
+             "Ban the IP address after five failed logins.", "You had a bastard file format to parse.",
+             "Do me a favour and jump in the car.", "We watched divers jump off the cliff at Acapulco.",
+             "Don't drink bleach, it is poisonous."]
 
 
 def test_hate_and_abuse_without_swear_words_are_rejected_at_the_default_threshold():
