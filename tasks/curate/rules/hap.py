@@ -233,13 +233,21 @@ def _cues(always: frozenset[str], directed_words: frozenset[str]) -> frozenset[s
 
 
 def doc_words(docs: list[str], cues: frozenset[str]) -> list[set[str]]:
-    """The [a-z]+ words of each lower-cased document that are among `cues`. Each document's UTF-8 bytes are
-    translated once (every byte but a-z made a space: the bytes of a non-ASCII character are all >= 128), Arrow's
-    C++ kernels split them and test the words against `cues`: only the few words found become Python strings."""
+    """The [a-z]+ words of each lower-cased document that are among `cues`."""
+    return read_words(docs, cues)[0]
+
+
+def read_words(docs: list[str], cues: frozenset[str]) -> tuple[list[set[str]], np.ndarray]:
+    """The [a-z]+ words of each lower-cased document that are among `cues`, and whether it holds three words of
+    one letter in a row (what letters spaced out, "f u c k", need: `plain_forms` looks for them only there). Each
+    document's UTF-8 bytes are translated once (every byte but a-z made a space: the bytes of a non-ASCII character
+    are all >= 128), Arrow's C++ kernels split them and test the words against `cues`: only the few words found
+    become Python strings."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     out: list[set[str]] = [set() for _ in docs]
+    spaced = np.ones(len(docs), dtype=bool)
     data, rows = [], []
     for i, d in enumerate(docs):
         try:
@@ -249,14 +257,18 @@ def doc_words(docs: list[str], cues: frozenset[str]) -> list[set[str]]:
             out[i] = cues.intersection(_WORD.findall(d))
     if data:
         tokens = pc.ascii_split_whitespace(pa.array(data, pa.large_string()))
+        flat = tokens.flatten()
         names, array = _cue_array(cues)
-        at = pc.index_in(tokens.flatten(), value_set=array).fill_null(-1).to_numpy().astype(np.int64)
+        at = pc.index_in(flat, value_set=array).fill_null(-1).to_numpy().astype(np.int64)
         owner = np.repeat(np.arange(len(data), dtype=np.int64), np.diff(tokens.offsets.to_numpy()))
         found = at >= 0
         pairs = np.unique(owner[found] * len(names) + at[found])  # (document, word) once each
         for o, w in zip((pairs // len(names)).tolist(), (pairs % len(names)).tolist()):
             out[rows[o]].add(names[w])
-    return out
+        one = pc.binary_length(flat).to_numpy() == 1
+        three = one[:-2] & one[1:-1] & one[2:] & (owner[:-2] == owner[2:])
+        spaced[rows] = np.bincount(owner[:-2][three], minlength=len(data)) > 0 if len(one) > 2 else False
+    return out, spaced
 
 
 @lru_cache(maxsize=4)
@@ -328,7 +340,7 @@ def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), _plain: b
     counts = np.array(counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     per_sentence = predict_lines("\n".join(docs), int(counts.sum()))
-    words = doc_words(list(docs), _cue_words(words_path))
+    words, spaced = read_words(list(docs), _cue_words(words_path))
     scores = np.maximum(np.maximum.reduceat(per_sentence, starts), rule_scores(list(docs), words_path, words))
     if not _plain:
         return scores
@@ -336,7 +348,8 @@ def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), _plain: b
     # words written with digits, symbols, spaces or masks: the plain form of the text scored as well
     always, directed_words, _ = _lists(words_path)
     known = always | directed_words
-    plain = [(i, p) for i, d in enumerate(docs) if scores[i] < 1.0 and (p := plain_forms(d, known)) is not None]
+    plain = [(i, p) for i, d in enumerate(docs) if scores[i] < 1.0 and (p := plain_forms(d, known, spaced[i]))
+             is not None]
     if plain:
         idx, texts2 = zip(*plain)
         again = hap_scores(list(texts2), words_path, _plain=False)

@@ -79,16 +79,18 @@ def _rewrites(known: frozenset[str]) -> tuple[frozenset[str], int]:
     return relevant, max(map(len, relevant)) + 2
 
 
-def plain_forms(line: str, known: frozenset[str]) -> str | None:
+def plain_forms(line: str, known: frozenset[str], may_be_spaced: bool = True) -> str | None:
     """The lower-cased text with its obfuscated words written plainly, or None when it holds none: inside a word,
     digits and symbols read as the letters they stand for ("sh!t", "k1ll", "f@ggot"); masked words are matched
     against `known` (the listed words, "n****r"); runs of single letters spaced out are joined ("f u c k"). Only a
     word that becomes a listed word or a threat word is rewritten (a version such as "md5" stays as it is). Linear
-    in the text: candidate words are found on its character classes (bytes.translate), without backtracking."""
+    in the text: candidate words are found on its character classes (bytes.translate), without backtracking.
+    `may_be_spaced=False`: the text holds no three words of one letter in a row (`hap.read_words`), so no letters
+    spaced out are looked for."""
     # one byte per character (a non-ASCII one reads as "?", a separator), classed: a C-speed test and the spans
     x = line.encode("ascii", "replace").translate(_CLASSES)
     spans = _mixed_runs(x)
-    spaced = b" a a a " in x or x.startswith(b"a a a ") or x.endswith(b" a a a")
+    spaced = may_be_spaced and (b" a a a " in x or x.startswith(b"a a a ") or x.endswith(b" a a a"))
     if not (spans or spaced):
         return None
     relevant, longest = _rewrites(known)

@@ -120,6 +120,18 @@ def test_the_words_the_readers_see_are_the_documents_words_among_the_cues():
     assert {"you", "vermin", "blacks", "animals"} <= got[0] and {"you", "people", "jews"} <= got[2]
     assert got[docs.index("nothing to see here")] == set() and "see" not in cues
 
+    # three one-letter words in a row: where letters spaced out are looked for (a superset of plain_forms' test)
+    from tasks.curate.rules.hap import read_words
+    from tasks.curate.rules.hap_context import _CLASSES
+
+    texts = ["f u c k you", "a.b.c", "x y", "go f-u-c-k", "i e.g. a b c", "no such thing", "b i t c h", "a b", ""]
+    _, spaced = read_words(texts, cues)
+    for t, flag in zip(texts, spaced):
+        x = t.encode("ascii", "replace").translate(_CLASSES)
+        assert flag >= (b" a a a " in x or x.startswith(b"a a a ") or x.endswith(b" a a a")), t
+    assert list(spaced) == [True, True, False, True, True, False, True, False, False]
+    assert all(hap_scores(["f u c k you", "go f.u.c.k yourself"]) >= HapConfig().threshold)
+
 
 def test_obfuscated_words_are_read_plainly():
     """Letters written as digits or symbols, spaced out, or masked: the word list and patterns see the plain word;
