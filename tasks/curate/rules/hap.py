@@ -71,8 +71,24 @@ def _words(path: str, mtime_ns: int, size: int) -> tuple[frozenset[str], frozens
                 raise ValueError(f"{path}: unknown section [{section}]; use [always] or [directed]")
             continue
         words[section].add(w)
-    directed = _directed_pattern(words["directed"]) if words["directed"] else None
-    return frozenset(words["always"]), frozenset(words["directed"]), directed
+    always, directed_words = _with_plurals(words["always"]), _with_plurals(words["directed"])
+    directed = _directed_pattern(directed_words) if directed_words else None
+    return always, directed_words, directed
+
+
+def _with_plurals(words: set[str]) -> frozenset[str]:
+    """The words and their plurals ("niggers", "trannies", "bitches"): a list names each word once."""
+    out = set(words)
+    for w in words:
+        if not w.isalpha() or w.endswith(("s", "ed", "ing", "est")):  # (a plural, or no noun)
+            continue
+        if w.endswith(("x", "ch", "sh")):
+            out.add(w + "es")
+        elif w.endswith("y") and len(w) > 1 and w[-2] not in "aeiou":
+            out.add(w[:-1] + "ies")
+        else:
+            out.add(w + "s")
+    return frozenset(out)
 
 
 # Who abuse is aimed at: the reader, or a group of people named by identity.
@@ -170,14 +186,10 @@ _SEP_WORD = "qqkeelsentencebreakqq"  # hap_model's separator word, which no line
 
 
 def sentence_lines(low: str) -> tuple[str, int]:
-    """The sentences of lower-cased text one a line, and how many: a line ends at a newline or after . ! ? and a
-    space, as `sentences` splits, by plain replacement (no per-sentence string; blank lines score nothing)."""
-    x = low.strip().replace(". ", ".\n")
-    for end in ("! ", "? "):
-        if end in x:  # (a scan, where a replace would also copy)
-            x = x.replace(end, end[0] + "\n")
-    if "\r" in x:
-        x = x.replace("\r", "\n")
+    """The sentences of lower-cased text one a line, and how many: a line ends at a newline or a carriage return,
+    or after . ! ? and a space (`sentences` also splits after other whitespace), by plain replacement (no
+    per-sentence string; blank lines score nothing)."""
+    x = low.strip().replace(". ", ".\n").replace("! ", "!\n").replace("? ", "?\n").replace("\r", "\n")
     if _SEP_WORD in x:
         x = x.replace(_SEP_WORD, " ")
     n = x.count("\n") + 1
@@ -335,8 +347,8 @@ def hap_scores(texts: list[str], words_path: str = str(DEFAULT_WORDS), _plain: b
         return np.zeros(0)
     # a soft hyphen or zero-width joiner must not hide a word (ASCII text holds none)
     texts = [t.lower() if t.isascii() else strip_invisible(t).lower() for t in texts]
+    texts = [unquote_reported(t) for t in texts]  # a quotation the text reports is not said to anyone
     docs, counts = zip(*map(sentence_lines, texts))
-    docs = [unquote_reported(d) for d in docs]  # a quotation a sentence reports is not said to anyone
     counts = np.array(counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     per_sentence = predict_lines("\n".join(docs), int(counts.sum()))

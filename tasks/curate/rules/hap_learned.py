@@ -36,18 +36,18 @@ REJECT_AT = 0.85
 """The model's probability from which a text that gives it enough evidence is rejected at the default threshold."""
 MIN_KNOWN_WORDS = 6
 MIN_KNOWN_SHARE = 0.6
-"""Enough evidence: at least this many words the model knows, and this share of the text's words."""
+"""Enough evidence: at least this many different words the model knows, and this share of the text's words."""
 
 
-def enough_evidence(known_words: np.ndarray, words: np.ndarray) -> np.ndarray:
-    return (known_words >= MIN_KNOWN_WORDS) & (known_words >= MIN_KNOWN_SHARE * words)
+def enough_evidence(distinct_known: np.ndarray, share_known: np.ndarray) -> np.ndarray:
+    return (distinct_known >= MIN_KNOWN_WORDS) & (share_known >= MIN_KNOWN_SHARE)
 
 
-def score(p: np.ndarray, known_words: np.ndarray, words: np.ndarray) -> np.ndarray:
+def score(p: np.ndarray, distinct_known: np.ndarray, share_known: np.ndarray) -> np.ndarray:
     """A text's HAP score from the model: its probability, at most `RANK_CAP`, below `REJECT_AT` or without enough
     evidence; past `REJECT_AT` with enough, 0.99 (the default threshold) up to 1.0, in the order of the
     probabilities."""
-    past = (p >= REJECT_AT) & enough_evidence(known_words, words)
+    past = (p >= REJECT_AT) & enough_evidence(distinct_known, share_known)
     return np.where(past, 0.99 + 0.01 * (p - REJECT_AT) / (1.0 - REJECT_AT), np.minimum(p, RANK_CAP))
 
 
@@ -105,17 +105,19 @@ class Model:
         words = [w for w in self._ids if w != _SEP]
         self._words = pa.array(words, pa.string())  # for Arrow's lookup
         self._word_ids = np.array([self._ids[w] for w in words], dtype=np.int64)
+        self._unigram = np.zeros(len(self.vocabulary), dtype=bool)
+        self._unigram[self._word_ids] = True
 
     def predict(self, texts: list[str]) -> np.ndarray:
         """P(abusive) per text."""
         return self.predict_with_evidence(texts)[0]
 
     def predict_with_evidence(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """P(abusive) per text, with how many of its words the model knows (from its training texts) and how many
-        words it has: a probability read from two known words, or from a text in a language the model never saw,
-        is no evidence."""
+        """P(abusive) per text, with how many different words of it the model knows (from its training texts) and
+        the share of its words it knows: a probability read from two known words (or the same two repeated), or
+        from a text in a language the model never saw, is no evidence."""
         if not texts:
-            return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+            return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0)
         plain = np.fromiter(map(str.isascii, texts), dtype=bool, count=len(texts))
         ids, unit = self._ascii_ids(texts) if plain.all() else self._ids_of(texts) if not plain.any() else (
             self._mixed_ids(texts, plain))
@@ -135,15 +137,21 @@ class Model:
         norm = np.sqrt(np.bincount(who, w * w, minlength=len(texts)))
         dot = np.bincount(who, w * self.coef[what], minlength=len(texts))
         decision = np.where(norm > 0, dot / np.where(norm > 0, norm, 1.0), 0.0) + self.intercept
-        known_words = np.bincount(unit[ids >= 0], minlength=len(texts))
-        return 1.0 / (1.0 + np.exp(-decision)), known_words, np.bincount(unit, minlength=len(texts))
+        distinct = np.bincount(who[self._unigram[what]], minlength=len(texts))  # words it knows, each once
+        known = np.bincount(unit[ids >= 0], minlength=len(texts))
+        share = known / np.maximum(np.bincount(unit, minlength=len(texts)), 1)
+        return 1.0 / (1.0 + np.exp(-decision)), distinct, share
 
     def _ids_of(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The vocabulary id of each token of the texts in order (-1: not a feature) and the text it belongs to:
         one regular-expression pass over their concatenation, one dict lookup per token."""
         joined = f" {_SEP} ".join(texts).lower()
-        if joined.count(_SEP) != len(texts) - 1:  # a text holding the separator word itself
-            joined = f" {_SEP} ".join(t.lower().replace(_SEP, " ") for t in texts)
+        if joined.count(_SEP) != len(texts) - 1:  # a text holding the separator word itself: each read alone
+            each = [self.token.findall(t.lower()) for t in texts]
+            toks = [tok for ts in each for tok in ts]
+            ids = np.fromiter(map(self._ids.get, toks, repeat(-1)), dtype=np.int64, count=len(toks))
+            ids[ids == self._sep_id] = -1  # (a word of the text: no feature)
+            return ids, np.repeat(np.arange(len(texts)), [len(ts) for ts in each])
         toks = self.token.findall(joined)
         ids = np.fromiter(map(self._ids.get, toks, repeat(-1)), dtype=np.int64, count=len(toks))
         sep = ids == self._sep_id

@@ -3,11 +3,11 @@ averaged) evaluated on many sentences at once, with the same result as its `pred
 
 The package scores a list of sentences through scikit-learn: a Python loop over the tokens of each sentence to
 build a sparse matrix, then `np.apply_along_axis` over the rows. Here the sentences of a batch are tokenized
-together: ASCII lines (`predict_lines`, what hap.py calls) by Arrow's C++ kernels (split into lines, lines into
-tokens, tokens looked up in the vocabulary), other text in one split on non-word characters of the concatenation
-(a separator word marks where each sentence ends) and one dict lookup per token; the TF-IDF norms and the five
-decision values are `np.bincount`s: about 4x faster. The model's numbers are read from the installed wheel,
-nothing else is loaded."""
+together: in `predict_lines` (what hap.py calls) by Arrow's C++ kernels (split into lines, lines into tokens,
+tokens looked up in the vocabulary); in `predict_prob`, and for text in another script, in one split on non-word
+characters of the concatenation (a separator word marks where each sentence ends) and one dict lookup per token;
+the TF-IDF norms and the five decision values are `np.bincount`s: about 3x faster. The model's numbers are read
+from the installed wheel, nothing else is loaded."""
 from __future__ import annotations
 
 import re
@@ -77,13 +77,14 @@ def predict_prob(sentences: list[str]) -> np.ndarray:
 
 def predict_lines(low: str, n: int) -> np.ndarray:
     """`predict_prob` of the `n` lines of lower-cased `low` (sentences joined by "\\n", none holding the separator
-    word), in one string, so no per-sentence string is built; a line without a single token (blank, punctuation)
-    scores 0, not the package's score of an empty sentence (it holds nothing to judge).
+    word), in one string, so no per-sentence string is built; a line without a word character (blank,
+    punctuation) scores 0, not the package's score of an empty sentence (it holds nothing to judge).
 
     Tokenized in Arrow's C++ kernels: one bytes.translate of the UTF-8 text turns the ASCII bytes that are no word
     character into spaces (newlines kept); Arrow splits it into lines and the lines into tokens, and looks the
-    tokens up in the vocabulary, with no Python object per token. A token holding non-ASCII characters (a few) is
-    split again by the package's own rule, `\\W+` over Unicode ("don’t", "naïve")."""
+    tokens up in the vocabulary, with no Python object per token. A token holding non-ASCII characters ("don’t",
+    "naïve") is split again by the package's own rule, `\\W+` over Unicode; text whose UTF-8 form is over 5% longer
+    than its characters (another script) is split that way as a whole instead."""
     if n == 0:
         return np.zeros(0)
     m = model()
@@ -91,21 +92,23 @@ def predict_lines(low: str, n: int) -> np.ndarray:
         data = low.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: the text as Python reads it
         return _predict_lines_python(m, low, n)
+    if len(data) > 1.05 * len(low):  # text mostly in another script: Python's split is faster than splitting twice
+        return _predict_lines_python(m, low, n)
     lines = pc.split_pattern(pa.array([data.translate(_LINE_BYTES)], pa.large_string()), "\n").flatten()
     tokens = pc.ascii_split_whitespace(lines)  # ("" at either end of a line that starts or ends with spaces)
     flat = tokens.flatten()
     row = np.repeat(np.arange(len(lines)), np.diff(tokens.offsets.to_numpy()))
     ids = pc.index_in(flat, value_set=m.vocabulary_arrow).fill_null(-1).to_numpy().astype(np.int64)
     real = pc.binary_length(flat).to_numpy() > 0
-    if not low.isascii():
+    if not low.isascii():  # tokens holding other characters: split again, all in one regular-expression pass
         other = np.flatnonzero(~pc.string_is_ascii(flat).to_numpy(zero_copy_only=False))
-        parts = [[t for t in m.nonword.split(x) if t] for x in flat.take(pa.array(other)).to_pylist()]
-        pieces = [t for ts in parts for t in ts]
-        owner = np.repeat(row[other], [len(ts) for ts in parts])
+        pieces = [t for t in m.nonword.split(f" {_SEP} ".join(flat.take(pa.array(other)).to_pylist())) if t]
+        more = np.fromiter(map(m.vocabulary.get, pieces, repeat(-1)), dtype=np.int64, count=len(pieces))
+        sep = more == len(m.idf)
+        owner = row[other][np.cumsum(sep)[~sep]]  # (the separator closes each token's pieces)
         ids[other], real[other] = -1, False
-        ids = np.concatenate([ids, np.fromiter(map(m.vocabulary.get, pieces, repeat(-1)), dtype=np.int64,
-                                               count=len(pieces))])
-        row, real = np.concatenate([row, owner]), np.concatenate([real, np.ones(len(pieces), dtype=bool)])
+        ids = np.concatenate([ids, more[~sep]])
+        row, real = np.concatenate([row, owner]), np.concatenate([real, np.ones(len(owner), dtype=bool)])
     p = _decide_rows(m, row, ids, n)
     words = np.bincount(row[real], minlength=n)
     p[words[:n] == 0] = 0.0

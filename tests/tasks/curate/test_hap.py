@@ -96,13 +96,14 @@ def test_lines_scored_in_one_string_give_the_packages_probabilities():
 
     from tasks.curate.rules.hap_model import predict_lines
 
-    lines = ["fuck you", "", "   ", "  you are an idiot  ", "!!!", "the and of", " leading", "trailing ", "a",
+    lines = ["fuck you", "", "   ", "  you are an idiot  ", "!!!", "the and of", " leading", "trailing ", "a", "_",
              "snake_case x86_64 42 shit", "\tdamn\tit", "kill -9 the child", "crap... what", "x"] * 2
     other = ["résumé shit", "don’t be a bitch", "naïve\u00a0crap", "fuck\u2028you", "日本語 fuck テキスト", "’’",
              "x\u00a0\u00a0"]
     for group in (lines, other + lines, lines + other, ["\ud800 shit", *lines]):  # ASCII, other, a lone surrogate
         got = predict_lines("\n".join(g.lower() for g in group), len(group))
-        want = np.array([0.0 if not any(c.isalnum() for c in g) else p for g, p in zip(group, package(group))])
+        want = np.array([0.0 if not any(c.isalnum() or c == "_" for c in g) else p
+                         for g, p in zip(group, package(group))])
         assert got.shape == (len(group),) and np.abs(got - want).max() < 1e-9
 
 
@@ -196,7 +197,11 @@ def test_a_quotation_the_sentence_reports_is_not_said_to_anyone():
         "In her testimony, the witness said her manager called her a “stupid bitch” in front of customers.",
     ]
     said = ['"Go back to your country" is what I tell all of them.', 'You are a "genius", go kill yourself.',
-            'He said nothing, so I wrote back: you stupid bitch.']
+            'He said nothing, so I wrote back: you stupid bitch.',
+            # apostrophes are no quotation marks; a quotation of two sentences is one; said to the reader
+            "the boys' coach is a fucking cunt and the girls' coach too, such a mess",
+            'He wrote "Sorry. I was late." You fucking cunt, that "sorry" he wrote was fake.',
+            'my last words to you: "die in a fire, you nigger"', "such 'nigger' behaviour from you"]
     cfg = HapConfig()
     assert all(hap_scores(reported) < cfg.threshold) and all(hap_scores(said) >= cfg.threshold)
     assert unquote_reported('the slur "wetback" was used.\nok "x" here') == 'the slur "" was used.\nok "x" here'
@@ -219,23 +224,26 @@ def test_the_self_trained_model_rejects_alone_only_when_sure_and_given_enough_kn
     rng = random.Random(0)
     sample = [rng.choice(texts) for _ in range(200)] + ["", "you you", "qqkeelunitbreakqq x", "ÜBER straße you're"]
     ascii_only = [t for t in sample if t.isascii()] + ["'quoted' ''' '' don't o'clock 'tis'", "x_y a1 'b'c'", "'"]
-    for batch in (sample, ascii_only, ["ÜBER straße"]):  # mixed, ASCII only (Arrow's tokens), other text only
+    for batch in (sample, ascii_only, ["ÜBER straße"], ["you are qqkeelunitbreakqq vermin é", "x"]):  # mixed,
+        # ASCII only (Arrow's tokens), other text only, other text holding the separator word
         assert np.abs(m.predict(batch) - m.clf.predict_proba(m.vectorizer.transform(batch))[:, 1]).max() < 1e-9
     assert len(texts) > 1700 and 0.4 < labels.mean() < 0.6
 
     cfg = HapConfig()
     p = np.array([0.5, 0.84, 0.86, 0.95, 0.99, 0.95, 0.95])
-    known = np.array([20, 20, 20, 20, 20, 2, 8])
-    words = np.array([20, 20, 20, 20, 20, 2, 20])  # the last two: a fragment; mostly words the model never saw
-    s = hap_learned.score(p, known, words)
+    distinct = np.array([20, 20, 20, 20, 20, 2, 8])
+    share = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.4])  # the last two: a fragment; mostly unknown words
+    s = hap_learned.score(p, distinct, share)
     assert list(s >= cfg.threshold) == [False, False, True, True, True, False, False]
     assert s[0] == 0.5 and s[2] < s[3] < s[4] <= 1.0 and max(s[5], s[6]) <= hap_learned.RANK_CAP
 
     contempt = "Those people breed like rabbits and take every council house going."
     plain = "The library opens at nine and the reading room stays quiet until noon."
     fragment = "no pixels are transparent"
-    s_bad, s_good, s_fragment = hap_scores([contempt, plain, fragment])
-    assert s_bad >= cfg.threshold > hap_learned.RANK_CAP >= s_fragment and s_good < 0.5
+    s_bad, s_good, s_fragment, s_repeated = hap_scores([contempt, plain, fragment, "those people " * 3])
+    assert s_bad >= cfg.threshold > hap_learned.RANK_CAP >= max(s_fragment, s_repeated) and s_good < 0.5
+    _, distinct, share = m.predict_with_evidence(["those people those people those people", "those people"])
+    assert list(distinct) == [2, 2] and list(share) == [1.0, 1.0]  # repeating words adds no evidence
 
 
 def test_the_group_reader_is_linear_when_the_group_and_the_words_about_it_are_far_apart():

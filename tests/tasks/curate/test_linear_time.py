@@ -20,7 +20,7 @@ UNITS = ["ab-", "a.", "-", "@", "://", "x", "7", "(", "[", "a@a.", ".", "ab_", "
          "a'", "a--", "http://a", "www.", "a]", "\\", "a/", "1,0", "aB.", "A.", "$", "\u200b", "\u00ad", "a\u0301",
          "\u202e", "a\n", "<a>", "{\"", "🙂", "東",
          "jews rats ", "black people ", "you hope ", "sh!t ", "f u c k ",  # what the HAP readers look for
-         '" said ', "'a' said ", "“x” "]  # quotations in reported speech
+         '" said ', "'a' said ", "“x” ", "“", " '"]  # quotations in reported speech
 POLICY = DocumentPolicy(allowed_licenses=("MIT",), blocked_domains=("bad.example",), blocked_url_patterns=("/casino/",),
                         optout_sources=(), optout_domains=("private.example",), optout_url_patterns=("/private/",),
                         optout_doc_ids=(), reject_copyright_notices=False, ut1_blocklist=False)
