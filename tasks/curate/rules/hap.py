@@ -5,8 +5,9 @@ Like IBM data-prep-kit's HAP annotator, a document's score is the maximum over i
 sentence in a long document is not diluted. A sentence's score is the largest of:
 - the profanity classifier: alt-profanity-check (a linear SVM shipped in the wheel), evaluated in batches by
   hap_model.py with the package's exact result;
-- the word list (data_contracts/hap/words.txt): `[always]` words (slurs, the strongest profanity) score 1.0
-  wherever they occur, `[directed]` words (insults) score 1.0 when aimed at a person or a group;
+- the word list (data_contracts/hap/words.txt), with the words' plurals: `[always]` words (slurs, the strongest
+  profanity) score 1.0 wherever they occur, `[directed]` words (insults) score 1.0 when aimed at a person or a
+  group;
 - patterns for what carries no swear word: abuse aimed at the reader ("you are a worthless ..."), threats ("I will
   find you", "kill yourself"), and hate against a group of people (dehumanising predicates, calls for violence or
   expulsion, "go back to your country"). They need a person or a group as the target, so technical text ("kill
@@ -14,6 +15,8 @@ sentence in a long document is not diluted. A sentence's score is the largest of
 - the classifier keel trains itself (hap_learned.py): contempt, stereotypes and threats in ordinary words; it
   rejects at the default threshold where it is sure and the text gives it enough words it knows, else it ranks.
 A score of 1.0 is rejected at every threshold: the word list and the patterns act at the default setting.
+None of these reads a quotation the text reports ("the slur "..." was used", "the witness said he wrote "...""):
+`unquote_reported` (hap_context.py) takes it out first.
 """
 from __future__ import annotations
 
