@@ -30,6 +30,7 @@ import pandas as pd
 
 from tasks.curate.rules.hap_context import (CONTEXT_WORDS, GROUP_WORDS, REPORTING, context_hit, plain_forms,
                                             unquote_reported)
+from tasks.curate.rules.hap_words import _words_of, read_words
 from tasks.curate.step import StepResult, result
 from tasks.curate.text import strip_invisible
 
@@ -223,16 +224,6 @@ def _sentences_with(low: str, words) -> list[str]:
     return [found[k] for k in sorted(found)]
 
 
-_NOT_AZ = bytes(c if ord("a") <= c <= ord("z") else ord(" ") for c in range(256))
-
-
-def _words_of(low: str) -> set[str]:
-    """The [a-z]+ words of lower-cased text (bytes.translate + split for ASCII text, the regex otherwise)."""
-    if low.isascii():
-        return set(low.encode("ascii").translate(_NOT_AZ).decode("ascii").split())
-    return set(_WORD.findall(low))
-
-
 def _cue_words(words_path: str) -> frozenset[str]:
     """Every word a rule, reader or the learned model's selection looks for: the only words of a document that
     `rule_scores`, `context_hit` and `learned_scores` read (each intersects a document's words with its own set)."""
@@ -245,53 +236,6 @@ def _cues(always: frozenset[str], directed_words: frozenset[str]) -> frozenset[s
     pattern_words = frozenset().union(*(n for need, _ in _PATTERNS for n in need))
     return (always | directed_words | pattern_words | _YOU_W | _GROUP_W | {"people"} | CONTEXT_WORDS
             | _learned_cues(always, directed_words))
-
-
-def doc_words(docs: list[str], cues: frozenset[str]) -> list[set[str]]:
-    """The [a-z]+ words of each lower-cased document that are among `cues`."""
-    return read_words(docs, cues)[0]
-
-
-def read_words(docs: list[str], cues: frozenset[str]) -> tuple[list[set[str]], np.ndarray]:
-    """The [a-z]+ words of each lower-cased document that are among `cues`, and whether it holds three words of
-    one letter in a row (what letters spaced out, "f u c k", need: `plain_forms` looks for them only there). Each
-    document's UTF-8 bytes are translated once (every byte but a-z made a space: the bytes of a non-ASCII character
-    are all >= 128), Arrow's C++ kernels split them and test the words against `cues`: only the few words found
-    become Python strings."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    out: list[set[str]] = [set() for _ in docs]
-    spaced = np.ones(len(docs), dtype=bool)
-    data, rows = [], []
-    for i, d in enumerate(docs):
-        try:
-            data.append(d.encode("utf-8").translate(_NOT_AZ))
-            rows.append(i)
-        except UnicodeEncodeError:  # a lone surrogate
-            out[i] = cues.intersection(_WORD.findall(d))
-    if data:
-        tokens = pc.ascii_split_whitespace(pa.array(data, pa.large_string()))
-        flat = tokens.flatten()
-        names, array = _cue_array(cues)
-        at = pc.index_in(flat, value_set=array).fill_null(-1).to_numpy().astype(np.int64)
-        owner = np.repeat(np.arange(len(data), dtype=np.int64), np.diff(tokens.offsets.to_numpy()))
-        found = at >= 0
-        pairs = np.unique(owner[found] * len(names) + at[found])  # (document, word) once each
-        for o, w in zip((pairs // len(names)).tolist(), (pairs % len(names)).tolist()):
-            out[rows[o]].add(names[w])
-        one = pc.binary_length(flat).to_numpy() == 1
-        three = one[:-2] & one[1:-1] & one[2:] & (owner[:-2] == owner[2:])
-        spaced[rows] = np.bincount(owner[:-2][three], minlength=len(data)) > 0 if len(one) > 2 else False
-    return out, spaced
-
-
-@lru_cache(maxsize=4)
-def _cue_array(cues: frozenset[str]):
-    import pyarrow as pa
-
-    names = sorted(cues)
-    return names, pa.array(names, pa.large_string())
 
 
 def rule_scores(docs: list[str], words_path: str = str(DEFAULT_WORDS), doc_words: list[set[str]] | None = None

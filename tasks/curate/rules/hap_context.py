@@ -86,7 +86,7 @@ def plain_forms(line: str, known: frozenset[str], may_be_spaced: bool = True) ->
     against `known` (the listed words, "n****r"); runs of single letters spaced out are joined ("f u c k"). Only a
     word that becomes a listed word or a threat word is rewritten (a version such as "md5" stays as it is). Linear
     in the text: candidate words are found on its character classes (bytes.translate), without backtracking.
-    `may_be_spaced=False`: the text holds no three words of one letter in a row (`hap.read_words`), so no letters
+    `may_be_spaced=False`: the text holds no three words of one letter in a row (`hap_words.read_words`), so no letters
     spaced out are looked for."""
     # one byte per character (a non-ASCII one reads as "?", a separator), classed: a C-speed test and the spans
     x = line.encode("ascii", "replace").translate(_CLASSES)

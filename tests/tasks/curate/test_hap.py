@@ -108,9 +108,10 @@ def test_lines_scored_in_one_string_give_the_packages_probabilities():
 
 
 def test_the_words_the_readers_see_are_the_documents_words_among_the_cues():
-    """hap.doc_words (Arrow's split and set lookup for ASCII documents, a regular expression for the others) gives
+    """hap_words.doc_words (Arrow's split and set lookup for ASCII documents, a regular expression for the others) gives
     each document's [a-z]+ words that some rule, reader or the learned model's selection looks for."""
-    from tasks.curate.rules.hap import _cue_words, _words_of, doc_words
+    from tasks.curate.rules.hap import _cue_words
+    from tasks.curate.rules.hap_words import _words_of, doc_words
 
     cues = _cue_words(HapConfig().words_path)
     docs = ["you are vermin\nblacks are animals", "", "x86_64 you2 _people_ 1jews1", "   ", "straße you jews",
@@ -122,7 +123,7 @@ def test_the_words_the_readers_see_are_the_documents_words_among_the_cues():
     assert got[docs.index("nothing to see here")] == set() and "see" not in cues
 
     # three one-letter words in a row: where letters spaced out are looked for (a superset of plain_forms' test)
-    from tasks.curate.rules.hap import read_words
+    from tasks.curate.rules.hap_words import read_words
     from tasks.curate.rules.hap_context import _CLASSES
 
     texts = ["f u c k you", "a.b.c", "x y", "go f-u-c-k", "i e.g. a b c", "no such thing", "b i t c h", "a b", ""]
